@@ -1,0 +1,1 @@
+"""Toolkit for computer-use agents."""

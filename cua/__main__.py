@@ -1,0 +1,3 @@
+from cua.cli import app
+
+app(prog_name="cua")

@@ -1,0 +1,97 @@
+"""How each app starts on a desktop, and the pre-seeded LibreOffice profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cua.envspec import EnvSpec
+
+OFFICE_APPS = {"calc": "--calc", "impress": "--impress", "writer": "--writer"}
+
+# wmctrl's WM_CLASS ("instance.Class") of each app's main window.
+WINDOW_CLASS = {
+    "calc": "libreoffice-calc",
+    "impress": "libreoffice-impress",
+    "writer": "libreoffice-writer",
+    "browser": "chromium",
+    "editor": "mousepad",
+    "terminal": "xterm",
+    "files": "pcmanfm",
+}
+
+
+def command(app: str, files: list[Path], home: Path, profile: Path) -> list[str]:
+    """argv that starts `app` on `files` (office apps share one soffice process)."""
+    if app in OFFICE_APPS:
+        return ["soffice", f"-env:UserInstallation={profile.as_uri()}", "--norestore", "--nologo",
+                "--nolockcheck", "--nodefault" if files else OFFICE_APPS[app],
+                *map(str, files)]
+    if app == "browser":
+        return ["chromium", "--no-sandbox", "--test-type", "--disable-gpu", "--no-first-run",
+                "--no-default-browser-check", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-features=Translate",
+                "--password-store=basic", "--start-maximized", "--window-size=1920,1080",
+                f"--user-data-dir={home / '.chromium'}",
+                *[f.as_uri() for f in files]]
+    if app == "editor":
+        return ["mousepad", *map(str, files)]
+    if app == "terminal":
+        return ["xterm", "-fa", "DejaVu Sans Mono", "-fs", "11"]
+    if app == "files":
+        return ["pcmanfm", str(files[0] if files else home)]
+    raise ValueError(f"unknown app {app!r}")
+
+
+def seed_home(home: Path, profile: Path, env: EnvSpec) -> None:
+    """Write the settings that keep first-run noise away: LibreOffice registry, GTK caret."""
+    user = profile / "user"
+    user.mkdir(parents=True, exist_ok=True)
+    (user / "registrymodifications.xcu").write_text(_registry(env))
+    for leftover in ("backup", ".lock"):
+        target = user / leftover
+        if target.is_dir():
+            for child in target.iterdir():
+                child.unlink()
+        elif target.exists():
+            target.unlink()
+    gtk = home / ".config" / "gtk-3.0"
+    gtk.mkdir(parents=True, exist_ok=True)
+    (gtk / "settings.ini").write_text("[Settings]\ngtk-cursor-blink=false\n"
+                                      "gtk-enable-animations=false\n")
+
+
+def _item(path: str, prop: str, value: str) -> str:
+    return (f'<item oor:path="{path}"><prop oor:name="{prop}" oor:op="fuse">'
+            f'<value>{value}</value></prop></item>')
+
+
+def _registry(env: EnvSpec) -> str:
+    flag = lambda b: "true" if b else "false"  # noqa: E731
+    items = [
+        _item("/org.openoffice.Office.Common/Misc", "FirstRun", "false"),
+        _item("/org.openoffice.Office.Common/Misc", "ShowTipOfTheDay", "false"),
+        _item("/org.openoffice.Office.Common/Misc", "UseDocumentOOoLockFile", "false"),
+        _item("/org.openoffice.Office.Common/Misc", "UseDocumentSystemFileLocking", "false"),
+        _item("/org.openoffice.Setup/Product", "ooSetupLastVersion", "99.0"),
+        _item("/org.openoffice.Setup/Product", "LastTimeGetInvolvedShown", "4102444800"),
+        _item("/org.openoffice.Setup/Product", "LastTimeDonateShown", "4102444800"),
+        _item("/org.openoffice.Setup/Office", "ooSetupInstCompleted", "true"),
+        _item("/org.openoffice.Office.Recovery/AutoSave", "Enabled", "false"),
+        _item("/org.openoffice.Office.Recovery/RecoveryInfo", "Enabled", "false"),
+        _item("/org.openoffice.Office.Impress/Misc/NewDoc", "AutoPilot", "false"),
+        _item("/org.openoffice.Office.Common/Save/Document", "WarnAlienFormat",
+              flag(env.dialogs.keep_format == "show")),
+        _item("/org.openoffice.Office.Common/Security/Scripting", "MacroSecurityLevel", "3"),
+        _item("/org.openoffice.Office.Calc/Input", "AutoInput", flag(env.office.autocomplete)),
+        _item("/org.openoffice.Office.Common/AutoCorrect", "UseReplacementTable",
+              flag(env.office.autocorrect)),
+        _item("/org.openoffice.Office.Common/AutoCorrect", "TwoCapitalsAtStart",
+              flag(env.office.autocorrect)),
+        _item("/org.openoffice.Office.Common/AutoCorrect", "CapitalAtStartSentence",
+              flag(env.office.autocorrect)),
+        _item("/org.openoffice.Office.Common/Misc", "ShowLinkWarningDialog", "false"),
+    ]
+    body = "\n".join(items)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<oor:items xmlns:oor="http://openoffice.org/'
+            '2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\n' + body + "\n</oor:items>\n")

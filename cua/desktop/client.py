@@ -1,0 +1,146 @@
+"""`Desktop`: the one client of the control server, whichever backend runs the desktop."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+from cua.actions import Action, ActionError
+from cua.content import ContentError
+from cua.desktop.records import ExecuteReport, Health, ResetReport, WindowInfo
+from cua.envspec import EnvSpec
+
+
+class DesktopError(RuntimeError):
+    """The desktop refused a request or could not carry it out."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(detail)
+        self.kind = kind
+
+
+class AppError(DesktopError):
+    """An app did not come up (no window in time, crashed)."""
+
+
+class Desktop:
+    """A live desktop behind its control server: reset, observe, act, move files, close."""
+
+    def __init__(self, desktop_id: str, base_url: str, token: str, backend=None,
+                 timeout_s: float = 120.0):
+        self.id, self.base_url, self.backend = desktop_id, base_url, backend
+        self.http = httpx.Client(base_url=base_url, timeout=timeout_s,
+                                 headers={"Authorization": f"Bearer {token}"})
+        self.spec: EnvSpec | None = None
+
+    # -- Gymnasium-style lifecycle ------------------------------------------------------------
+
+    def reset(self, env: EnvSpec, content: list[Path] = ()) -> ResetReport:
+        """Upload `content` to the desktop's home and bring it up with `env`'s apps on it."""
+        names = [self.upload(Path(path)) for path in content]
+        report = ResetReport.model_validate(self._call("POST", "/reset", json={
+            "env": env.model_dump(mode="json"), "files": names}))
+        self.spec = env
+        return report
+
+    def close(self) -> None:
+        """Stop the desktop and everything it started."""
+        self.http.close()
+        if self.backend is not None:
+            self.backend.stop(self.id)
+
+    def __enter__(self) -> Desktop:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+    # -- observe and act ------------------------------------------------------------------------
+
+    def screenshot_png(self) -> bytes:
+        return self.http.get("/screenshot").raise_for_status().content
+
+    def screenshot(self) -> Image.Image:
+        from io import BytesIO
+        return Image.open(BytesIO(self.screenshot_png()))
+
+    def execute(self, actions: list[Action], settle: bool = True) -> ExecuteReport:
+        body = {"actions": [a.model_dump(mode="json") for a in actions], "settle": settle}
+        return ExecuteReport.model_validate(self._call("POST", "/execute", json=body))
+
+    def windows(self) -> list[WindowInfo]:
+        return [WindowInfo.model_validate(w) for w in self._call("GET", "/windows")]
+
+    def activate(self, window_id: str) -> None:
+        self._call("POST", f"/windows/{window_id}/activate")
+
+    def health(self) -> Health:
+        try:
+            return Health.model_validate(self._call("GET", "/health", timeout=10))
+        except (httpx.HTTPError, DesktopError):
+            return Health(ok=False, x_server=False)
+
+    # -- files and apps -------------------------------------------------------------------------
+
+    def upload(self, local: Path, remote: str | None = None) -> str:
+        """Copy a local file into the desktop's home; returns its home-relative path."""
+        remote = remote or local.name
+        self._call("PUT", f"/files/{remote}", content=local.read_bytes())
+        return remote
+
+    def download(self, remote: str, local: Path | None = None) -> bytes:
+        data = self.http.get(f"/files/{remote}")
+        if data.status_code != 200:
+            self._raise(data)
+        if local is not None:
+            local.write_bytes(data.content)
+        return data.content
+
+    def open(self, remote: str, app: str | None = None) -> list[WindowInfo]:
+        body = {"path": remote, "app": app}
+        return [WindowInfo.model_validate(w) for w in self._call("POST", "/open", json=body)]
+
+    def launch(self, app: str) -> list[WindowInfo]:
+        return [WindowInfo.model_validate(w) for w in
+                self._call("POST", "/launch", json={"app": app})]
+
+    def wait_until_up(self, timeout_s: float = 30.0) -> None:
+        """Block until the control server answers (it may still be importing)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.http.get("/health", timeout=2).raise_for_status()
+                return
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise DesktopError("backend", f"desktop {self.id} did not answer at "
+                                       f"{self.base_url} within {timeout_s:.0f} s") from None
+                time.sleep(0.05)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, **kwargs):
+        response = self.http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            self._raise(response)
+        return response.json() if response.content else None
+
+    @staticmethod
+    def _raise(response: httpx.Response):
+        try:
+            body = response.json()
+            kind, detail = body.get("error", "http"), body.get("detail", response.text)
+        except ValueError:
+            kind, detail = "http", response.text
+        detail = detail if isinstance(detail, str) else str(detail)
+        if kind == "action":
+            raise ActionError(detail)
+        if kind == "content":
+            name, _, reason = detail.partition(": ")
+            raise ContentError(Path(name), reason)
+        if kind == "app":
+            raise AppError(kind, detail)
+        raise DesktopError(kind, f"{response.status_code}: {detail}")

@@ -1,0 +1,70 @@
+"""The embedded default backend: each desktop is a control server subprocess on this host,
+owning its own Xvfb display, window manager, session bus, HOME, temp dir and app profile."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from cua.desktop import procs, registry
+from cua.desktop.client import Desktop, DesktopError
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, start_timeout_s: float = 30.0):
+        self.start_timeout_s = start_timeout_s
+
+    def start(self) -> Desktop:
+        desktop_id, token = secrets.token_hex(4), secrets.token_urlsafe(24)
+        root = Path(tempfile.mkdtemp(prefix=f"cua-{desktop_id}-"))
+        ready = root / "server.json"
+        env = {**os.environ, "CUA_TOKEN": token, procs.MARK: desktop_id}
+        with open(root / "server.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "cua.desktop.server", "--root", str(root),
+                 "--id", desktop_id, "--ready-file", str(ready)],
+                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        deadline = time.monotonic() + self.start_timeout_s
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log_tail = (root / "server.log").read_text(errors="replace")[-2000:]
+                procs.stop(proc)
+                shutil.rmtree(root, ignore_errors=True)
+                raise DesktopError("backend", f"local desktop server did not start:\n{log_tail}")
+            time.sleep(0.02)
+        port = json.loads(ready.read_text())["port"]
+        record = registry.DesktopRecord(id=desktop_id, backend="local",
+                                        base_url=f"http://127.0.0.1:{port}", token=token,
+                                        pid=proc.pid, root=str(root))
+        registry.save(record)
+        desktop = Desktop(desktop_id, record.base_url, token, backend=self)
+        desktop.wait_until_up(self.start_timeout_s)
+        return desktop
+
+    def stop(self, desktop_id: str) -> None:
+        """Ask the server to shut down, then make sure every process and file is gone."""
+        record = registry.load(desktop_id)
+        try:
+            httpx.post(f"{record.base_url}/shutdown", timeout=15,
+                       headers={"Authorization": f"Bearer {record.token}"})
+        except httpx.HTTPError:
+            pass  # already dead: the sweep below still cleans up
+        deadline = time.monotonic() + 5
+        while record.pid and procs.alive(record.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        procs.kill_all(procs.marked_pids(desktop_id))
+        if record.root:
+            shutil.rmtree(record.root, ignore_errors=True)
+        registry.forget(desktop_id)

@@ -1,0 +1,215 @@
+"""One live desktop, driven from inside: the X stack, the apps, actions, settling, screenshots."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from cua.actions import Action, ActionError, validate
+from cua.content import check_content, content_kind
+from cua.desktop import apps, procs
+from cua.desktop.inputs import Executor
+from cua.desktop.records import ActionResult, ExecuteReport, Health, ResetReport, WindowInfo
+from cua.desktop.settle import SettleReport, wait_settled
+from cua.desktop.x11 import XStack
+from cua.envspec import APP_CONTENT, EnvSpec
+
+
+class AppNotReady(RuntimeError):
+    """An app did not show its window in time (a document it cannot open, a crash, …)."""
+
+
+class Session:
+    """Owns every process of one desktop; `reset` brings it to a ready state for an env spec."""
+
+    def __init__(self, root: Path, desktop_id: str, display: str | None = None):
+        self.root, self.id, self.requested_display = root, desktop_id, display
+        self.home, self.run_dir, self.profile = root / "home", root / "run", root / "lo-profile"
+        for d in (self.home, self.run_dir, root / "tmp"):
+            d.mkdir(parents=True, exist_ok=True)
+        self.run_dir.chmod(0o700)
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "LANG": "C.UTF-8", "HOME": str(self.home), "TMPDIR": str(root / "tmp"),
+            "XDG_RUNTIME_DIR": str(self.run_dir), "XDG_SESSION_TYPE": "x11",
+            "SAL_USE_VCLPLUGIN": "gtk3", procs.MARK: desktop_id,
+        }
+        self.x = XStack(self.env, self.run_dir)
+        self.spec: EnvSpec | None = None
+        self.executor = Executor(self.env)
+        self.app_procs: dict[str, subprocess.Popen] = {}
+        self.opened: dict[str, str] = {}
+        self._verified: set[str] = set()  # sha256 of contents that opened cleanly
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def reset(self, spec: EnvSpec, files: list[str]) -> ResetReport:
+        """Close the apps, restart the X stack if it died or the screen changed, seed the
+        profile, open `files` (home-relative) in their apps and wait until the screen settles."""
+        start = time.monotonic()
+        paths = [self.resolve(f) for f in files]
+        plan = {str(p): spec.app_for(content_kind(p)) for p in paths}
+        for path in paths:
+            self._check(path)
+        self.stop_apps()
+        x_restart = not self.x.alive() or self.spec is None or self.spec.screen != spec.screen
+        if x_restart:
+            self.x.stop()
+            self.x.start(spec.screen, self.requested_display)
+        self.spec = spec
+        self.executor.wait_s = spec.settle.wait_action_s
+        apps.seed_home(self.home, self.profile, spec)
+        self.opened = {}
+        for app_spec in spec.apps:
+            mine = [Path(p) for p, app in plan.items() if app == app_spec.app]
+            self._start_app(app_spec.app, mine)
+        settle = self._settle(timeout_s=spec.ready_timeout_s)
+        return ResetReport(display=self.x.display, x_restarted=x_restart, windows=self.windows(),
+                           opened=self.opened, seconds=time.monotonic() - start, settle=settle)
+
+    def open(self, path: str, app: str | None = None) -> list[WindowInfo]:
+        """Open a home-relative file in `app` (default: the env's app for its kind)."""
+        spec = self._require_spec()
+        target = self.resolve(path)
+        app = app or spec.app_for(content_kind(target))
+        if content_kind(target) not in APP_CONTENT[app]:
+            raise ValueError(f"{app} cannot open {target.name}")
+        self._check(target)
+        self._start_app(app, [target])
+        self._settle(timeout_s=spec.ready_timeout_s)
+        return self.windows()
+
+    def launch(self, app: str) -> list[WindowInfo]:
+        self._start_app(app, [])
+        self._settle(timeout_s=self._require_spec().ready_timeout_s)
+        return self.windows()
+
+    def stop_apps(self) -> None:
+        for proc in self.app_procs.values():
+            procs.stop(proc)
+        self.app_procs = {}
+        keep = {os.getpid(), *(p.pid for p in self.x.procs)}
+        procs.kill_all([p for p in procs.marked_pids(self.id) if p not in keep
+                        and procs.comm(p) not in ("Xvfb", "openbox", "dbus-daemon")])
+
+    def close(self) -> None:
+        self.stop_apps()
+        self.x.stop()
+        procs.kill_all(procs.marked_pids(self.id, exclude=(os.getpid(),)))
+
+    # -- observation and action ----------------------------------------------------------------
+
+    def screenshot(self) -> bytes:
+        return encode_png(self.x.frame())
+
+    def execute(self, actions: list[Action], settle: bool = True) -> ExecuteReport:
+        """Validate every action first (nothing runs if one is invalid), then run each and wait
+        for the screen to settle after it. A failure stops the list and is reported, not raised."""
+        spec = self._require_spec()
+        checked = [validate(a, spec.screen.width, spec.screen.height) for a in actions]
+        start, results = time.monotonic(), []
+        for action in checked:
+            t0 = time.monotonic()
+            before = self.x.frame() if settle else None
+            try:
+                self.executor.run(action)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                results.append(ActionResult(action=action, ok=False, error=str(exc),
+                                            seconds=time.monotonic() - t0))
+                break
+            report = self._settle(before) if settle else None
+            results.append(ActionResult(action=action, ok=True, seconds=time.monotonic() - t0,
+                                        settle=report))
+        return ExecuteReport(results=results, seconds=time.monotonic() - start)
+
+    def windows(self) -> list[WindowInfo]:
+        if not self.x.alive():
+            return []
+        return [WindowInfo(**vars(w)) for w in self.x.windows()]
+
+    def activate(self, window_id: str) -> None:
+        self.x.activate(window_id)
+
+    def health(self) -> Health:
+        x_ok = self.x.alive()
+        live = [w for w in self.x.windows() if procs.alive(w.pid)] if x_ok else []
+        app_ok = {a.app: any(apps.WINDOW_CLASS[a.app] in w.wm_class.lower() for w in live)
+                  for a in (self.spec.apps if self.spec else ())}
+        return Health(ok=x_ok and all(app_ok.values()) and self.spec is not None, x_server=x_ok,
+                      apps=app_ok, display=self.x.display,
+                      env=self.spec.name if self.spec else None)
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def resolve(self, path: str) -> Path:
+        """A path inside the desktop's home; anything escaping it is refused."""
+        target = (self.home / path).resolve()
+        if not target.is_relative_to(self.home.resolve()):
+            raise PermissionError(f"{path}: outside the desktop's home")
+        return target
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _require_spec(self) -> EnvSpec:
+        if self.spec is None:
+            raise RuntimeError("desktop not reset yet: call reset with an env spec first")
+        return self.spec
+
+    def _settle(self, before=None, timeout_s: float | None = None) -> SettleReport:
+        """Wait for a stable screen and idle apps (the X server's own work does not count)."""
+        policy = self._require_spec().settle
+        if timeout_s is not None:
+            policy = policy.model_copy(update={"timeout_s": timeout_s})
+        apps_pids = [p for p in procs.marked_pids(self.id, exclude=(os.getpid(),))
+                     if procs.comm(p) != "Xvfb"]
+        return wait_settled(self.x.frame, policy, before,
+                            cpu=lambda: procs.cpu_seconds(apps_pids))[0]
+
+    def _check(self, path: Path) -> None:
+        """Prove the file opens before an app sees it (once per distinct content)."""
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest not in self._verified:
+            check_content(path)
+            self._verified.add(digest)
+
+    def _start_app(self, app: str, files: list[Path]) -> None:
+        argv = apps.command(app, files, self.home, self.profile)
+        proc = subprocess.Popen(argv, env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        self.app_procs.setdefault(app, proc)
+        self._wait_window(app, files, proc)
+        self.opened.update({str(f.relative_to(self.home)): app for f in files})
+
+    def _wait_window(self, app: str, files: list[Path], proc: subprocess.Popen) -> None:
+        """Block until `app` maps a window (one per document for office apps)."""
+        spec = self._require_spec()
+        wm_class = apps.WINDOW_CLASS[app]
+        wanted = [f.name for f in files] if app in apps.OFFICE_APPS else []
+        deadline = time.monotonic() + spec.ready_timeout_s
+        while True:
+            windows = self.x.windows()
+            ours = [w for w in windows if wm_class in w.wm_class.lower()]
+            if ours and all(any(name in w.title for w in windows) for name in wanted):
+                return
+            if time.monotonic() > deadline:
+                titles = "; ".join(w.title for w in windows) or "none"
+                what = ", ".join(wanted) or app
+                raise AppNotReady(f"{what}: {app} showed no window within "
+                                  f"{spec.ready_timeout_s:.0f} s (windows: {titles})")
+            time.sleep(0.02)
+
+
+def encode_png(frame, level: int = 1) -> bytes:
+    """BGRA frame → lossless PNG (level 1: fastest with nearly the smallest files)."""
+    height, width = frame.shape[:2]
+    image = Image.frombuffer("RGB", (width, height), frame.tobytes(), "raw", "BGRX", 0, 1)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=level)
+    return buffer.getvalue()

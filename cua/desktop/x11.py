@@ -1,0 +1,152 @@
+"""The X side of a desktop: Xvfb, openbox and a session bus; windows and raw frames."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mss
+import numpy as np
+from Xlib import Xatom
+from Xlib import display as xdisplay
+from Xlib.error import XError
+
+from cua.desktop import procs
+from cua.envspec import Screen
+
+
+@dataclass(frozen=True)
+class Window:
+    id: str
+    pid: int
+    wm_class: str
+    title: str
+
+
+class XStack:
+    """Xvfb + openbox + dbus-daemon for one desktop, all children of this process."""
+
+    def __init__(self, env: dict[str, str], run_dir: Path):
+        self.env = env
+        self.run_dir = run_dir
+        self.display: str | None = None
+        self.procs: list[subprocess.Popen] = []
+        self._local = threading.local()  # mss connections are per thread
+
+    def start(self, screen: Screen, display: str | None = None) -> None:
+        """Start Xvfb (on `display`, or the first free one), then the window manager and bus."""
+        self.display = display or None
+        xvfb_args = [f"-screen", "0", f"{screen.width}x{screen.height}x{screen.depth}",
+                     "-nolisten", "tcp", "-noreset", "+extension", "RANDR"]
+        if self.display:
+            self.procs.append(self._spawn(["Xvfb", self.display, *xvfb_args]))
+        else:
+            read_fd, write_fd = os.pipe()
+            self.procs.append(self._spawn(["Xvfb", "-displayfd", str(write_fd), *xvfb_args],
+                                          pass_fds=(write_fd,)))
+            os.close(write_fd)
+            with os.fdopen(read_fd) as pipe:
+                number = pipe.readline().strip()
+            if not number:
+                raise RuntimeError("Xvfb did not start (no display number reported)")
+            self.display = f":{number}"
+        self.env["DISPLAY"] = self.display
+        self._wait(lambda: self._x_answers(), 10, "Xvfb did not accept connections")
+        bus = self.run_dir / "bus"
+        bus.unlink(missing_ok=True)
+        self.env["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={bus}"
+        self.procs.append(self._spawn(["dbus-daemon", "--session", "--nofork", "--nopidfile",
+                                       f"--address=unix:path={bus}"]))
+        self.procs.append(self._spawn(["openbox", "--config-file", str(self._openbox_config())]))
+        self._wait(lambda: bus.exists() and self._wm_running(), 10, "openbox did not start")
+
+    def alive(self) -> bool:
+        return bool(self.procs) and all(p.poll() is None for p in self.procs) and self._x_answers()
+
+    def stop(self) -> None:
+        self._local = threading.local()
+        for proc in reversed(self.procs):
+            procs.stop(proc, grace_s=1.0)
+        self.procs = []
+
+    def windows(self) -> list[Window]:
+        """Top-level windows the window manager manages (its _NET_CLIENT_LIST)."""
+        conn = xdisplay.Display(self.display)
+        try:
+            atom = conn.intern_atom
+            root = conn.screen().root
+            clients = root.get_full_property(atom("_NET_CLIENT_LIST"), Xatom.WINDOW)
+            result = []
+            for wid in clients.value if clients else ():
+                window = conn.create_resource_object("window", wid)
+                try:
+                    name = window.get_full_property(atom("_NET_WM_NAME"), atom("UTF8_STRING"))
+                    pid = window.get_full_property(atom("_NET_WM_PID"), Xatom.CARDINAL)
+                    wm_class = window.get_wm_class() or ("", "")
+                except XError:
+                    continue  # the window went away meanwhile
+                title = name.value.decode(errors="replace") if name else (
+                    window.get_wm_name() or "")
+                result.append(Window(f"0x{wid:08x}", int(pid.value[0]) if pid else 0,
+                                     ".".join(wm_class), title))
+            return result
+        finally:
+            conn.close()
+
+    def activate(self, window_id: str) -> None:
+        self._run(["wmctrl", "-i", "-a", window_id])
+
+    def frame(self) -> np.ndarray:
+        """The whole screen as an H×W×4 BGRA array (no encoding)."""
+        grabber = getattr(self._local, "grabber", None)
+        if grabber is None:
+            grabber = self._local.grabber = mss.mss(display=self.display)
+        shot = grabber.grab(grabber.monitors[1])
+        return np.frombuffer(shot.raw, dtype=np.uint8).reshape(shot.height, shot.width, 4)
+
+    def _spawn(self, argv: list[str], **kwargs) -> subprocess.Popen:
+        return subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True, **kwargs)
+
+    def _run(self, argv: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=10)
+
+    def _x_answers(self) -> bool:
+        try:
+            return self._run(["xdpyinfo"]).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+    def _wm_running(self) -> bool:
+        return self._run(["wmctrl", "-m"]).returncode == 0
+
+    def _openbox_config(self) -> Path:
+        """Openbox without decorations that move apps around: new windows maximised."""
+        path = self.run_dir / "openbox.xml"
+        path.write_text(OPENBOX_RC)
+        return path
+
+    @staticmethod
+    def _wait(check, timeout_s: float, error: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not check():
+            if time.monotonic() > deadline:
+                raise RuntimeError(error)
+            time.sleep(0.01)
+
+
+OPENBOX_RC = """<?xml version="1.0" encoding="UTF-8"?>
+<openbox_config xmlns="http://openbox.org/3.4/rc">
+  <focus><focusNew>yes</focusNew><followMouse>no</followMouse></focus>
+  <placement><policy>Smart</policy></placement>
+  <desktops><number>1</number></desktops>
+  <applications>
+    <application type="normal"><maximized>yes</maximized></application>
+  </applications>
+</openbox_config>
+"""

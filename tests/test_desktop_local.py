@@ -1,0 +1,173 @@
+"""The local backend on real Xvfb + openbox + LibreOffice: isolation, recovery, bad input,
+validation and clean teardown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cua.actions import ActionError, Click, Hotkey, Type
+from cua.content import ContentError
+from cua.desktop import procs
+from cua.desktop.local import LocalBackend
+from cua.envspec import load_env
+from cua.samples import make_document, make_workbook
+from tests.conftest import require_desktop_tools
+
+CALC = load_env("envs/calc.yaml")
+
+
+@pytest.fixture
+def workbook(tmp_path) -> Path:
+    return make_workbook(tmp_path / "sales.xlsx", seed=3)
+
+
+def _kill(desktop_id: str, comm: str) -> None:
+    for pid in procs.marked_pids(desktop_id):
+        if procs.comm(pid) == comm:
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_three_desktops_side_by_side(workbook):
+    require_desktop_tools()
+    backend = LocalBackend()
+
+    def run(i: int):
+        desktop = backend.start()
+        try:
+            report = desktop.reset(CALC, [workbook])
+            desktop.execute([Click(x=72, y=140), Type(content=f"J{i + 2}\n{i}\n")])
+            return desktop.id, report.display, Path(procs_root(desktop.id)), desktop.health()
+        finally:
+            desktop.close()
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(run, range(3)))
+    displays = {display for _, display, _, _ in results}
+    assert len(displays) == 3  # one X display each
+    assert all(health.ok for *_, health in results)
+    for desktop_id, _, root, _ in results:  # nothing left behind
+        assert procs.marked_pids(desktop_id) == []
+        assert not root.exists()
+
+
+def procs_root(desktop_id: str) -> str:
+    from cua.desktop import registry
+    return registry.load(desktop_id).root
+
+
+def test_each_desktop_has_its_own_home_profile_and_display(local_desktop, workbook):
+    local_desktop.reset(CALC, [workbook])
+    root = Path(procs_root(local_desktop.id))
+    soffice = [p for p in procs.marked_pids(local_desktop.id) if procs.comm(p) == "soffice.bin"]
+    assert soffice, "LibreOffice runs as a process of this desktop"
+    cmdline = Path(f"/proc/{soffice[0]}/cmdline").read_bytes().decode()
+    environ = Path(f"/proc/{soffice[0]}/environ").read_bytes().decode()
+    assert f"-env:UserInstallation=file://{root}/lo-profile" in cmdline
+    assert f"HOME={root}/home" in environ and f"TMPDIR={root}/tmp" in environ
+
+
+def test_killed_app_is_detected_and_reset_recovers(local_desktop, workbook):
+    local_desktop.reset(CALC, [workbook])
+    assert local_desktop.health().apps == {"calc": True}
+    _kill(local_desktop.id, "soffice.bin")
+    deadline = time.monotonic() + 10
+    while local_desktop.health().ok and time.monotonic() < deadline:
+        time.sleep(0.1)
+    health = local_desktop.health()
+    assert not health.ok and health.apps == {"calc": False} and health.x_server
+    report = local_desktop.reset(CALC, [workbook])
+    assert not report.x_restarted
+    assert local_desktop.health().ok
+    titles = [w.title for w in local_desktop.windows()]
+    assert "sales.xlsx - LibreOffice Calc" in titles
+    assert "Document Recovery" not in " ".join(titles)
+
+
+def test_dead_x_server_is_detected_and_reset_recovers(local_desktop, workbook):
+    local_desktop.reset(CALC, [workbook])
+    _kill(local_desktop.id, "Xvfb")
+    deadline = time.monotonic() + 10
+    while local_desktop.health().x_server and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not local_desktop.health().ok
+    report = local_desktop.reset(CALC, [workbook])
+    assert report.x_restarted and local_desktop.health().ok
+
+
+def test_corrupt_files_are_rejected_by_name(local_desktop, shared_content, workbook):
+    local_desktop.reset(CALC, [workbook])
+    for name in ("54764.xlsx", "49609.xlsx", "protected_sha512.xlsx",
+                 "clusterfuzz-testcase-minimized-POIXSSFFuzzer-5089447305609216.xlsx"):
+        started = time.monotonic()
+        with pytest.raises(ContentError) as caught:
+            local_desktop.reset(CALC, [shared_content / "corrupt" / name])
+        assert name in str(caught.value)
+        assert time.monotonic() - started < 30
+    assert local_desktop.health().x_server  # the desktop survives and still works
+    local_desktop.reset(CALC, [workbook])
+    assert local_desktop.health().ok
+
+
+def test_invalid_actions_are_refused_and_nothing_runs(local_desktop, tmp_path):
+    document = make_document(tmp_path / "memo.docx")
+    local_desktop.reset(load_env("envs/writer.yaml"), [document])
+    before = local_desktop.download("memo.docx")
+    windows = local_desktop.windows()
+    typed_then_saved = [Type(content="x"), Hotkey(keys=["ctrl", "s"])]
+    for bad in (Click(x=1920, y=10), Hotkey(keys=["ctrl", "hyperjump"])):
+        with pytest.raises(ActionError):
+            local_desktop.execute([*typed_then_saved, bad])
+    time.sleep(1)
+    # Had the valid actions before the bad one run, the edit would bring up the save dialog.
+    assert local_desktop.windows() == windows
+    assert local_desktop.download("memo.docx") == before
+
+
+def test_multi_app_env_opens_each_file_in_its_app(local_desktop, workbook, tmp_path):
+    document = make_document(tmp_path / "report.docx")
+    report = local_desktop.reset(load_env("envs/calc-writer.yaml"), [workbook, document])
+    assert report.opened == {"sales.xlsx": "calc", "report.docx": "writer"}
+    titles = {w.title for w in report.windows}
+    assert {"sales.xlsx - LibreOffice Calc", "report.docx - LibreOffice Writer"} <= titles
+    assert local_desktop.health().apps == {"calc": True, "writer": True}
+
+
+def test_server_refuses_requests_without_the_token(local_desktop):
+    response = httpx.get(f"{local_desktop.base_url}/screenshot")
+    assert response.status_code == 401
+    response = httpx.get(f"{local_desktop.base_url}/files/../../etc/passwd",
+                         headers=local_desktop.http.headers)
+    assert response.status_code in (403, 404)
+
+
+def test_files_cannot_escape_the_home(local_desktop, workbook):
+    local_desktop.reset(CALC, [workbook])
+    response = local_desktop.http.get("/files/..%2F..%2Fetc%2Fpasswd")
+    assert response.status_code == 403
+
+
+def test_browser_editor_terminal_and_files_envs(local_desktop, tmp_path):
+    page = tmp_path / "prices.html"
+    page.write_text("<html><head><title>Price list</title></head><body><table><tr><td>Laptop"
+                    "</td><td>1199</td></tr></table></body></html>")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Units per region\nNorth 40\n")
+    for env, files in (("browser", [page]), ("editor", [notes]), ("terminal", []),
+                       ("impress-files", [])):
+        report = local_desktop.reset(load_env(f"envs/{env}.yaml"), files)
+        assert local_desktop.health().ok, (env, local_desktop.health())
+        titles = " | ".join(w.title for w in report.windows)
+        if env == "browser":
+            assert "Price list" in titles
+        if env == "editor":
+            local_desktop.execute([Hotkey(keys=["ctrl", "end"]), Type(content="South 12 <ok>\n"),
+                                   Hotkey(keys=["ctrl", "s"])])
+            time.sleep(0.5)
+            assert local_desktop.download("notes.txt").decode().endswith("South 12 <ok>\n")

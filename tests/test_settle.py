@@ -1,0 +1,60 @@
+"""The settle loop on synthetic frames and a fake clock (a unit test of one piece)."""
+
+import numpy as np
+
+from cua.desktop.settle import changed_fraction, wait_settled
+from cua.envspec import SettlePolicy
+
+POLICY = SettlePolicy(interval_s=0.02, quiet_s=0.1, min_wait_s=0.05, timeout_s=1.0)
+
+
+class FakeScreen:
+    """Frames that change until `stop_at` seconds, on a clock advanced by sleep()."""
+
+    def __init__(self, stop_at: float, cpu_busy_until: float = 0.0):
+        self.now, self.stop_at, self.cpu_busy_until = 0.0, stop_at, cpu_busy_until
+        self.cpu_used = 0.0
+
+    def grab(self):
+        frame = np.zeros((40, 40, 4), np.uint8)
+        if self.now < self.stop_at:
+            frame[:, :, 0] = int(self.now * 1000) % 256
+        return frame
+
+    def sleep(self, seconds):
+        if self.now < self.cpu_busy_until:
+            self.cpu_used += seconds
+        self.now += seconds
+
+    def run(self, **kwargs):
+        return wait_settled(self.grab, POLICY, sleep=self.sleep, clock=lambda: self.now,
+                            **kwargs)[0]
+
+
+def test_changed_fraction():
+    a = np.zeros((10, 10, 4), np.uint8)
+    b = a.copy()
+    b[0:2, :, 1] = 9  # rows 0 and 1 change; stride 2 samples row 0 of 5 rows
+    assert changed_fraction(a, a) == 0.0
+    assert changed_fraction(a, b) == 0.2
+
+
+def test_waits_for_the_screen_to_stop_changing():
+    report = FakeScreen(stop_at=0.3).run()
+    assert report.settled and 0.4 <= report.waited_s < 0.5
+
+
+def test_a_static_screen_settles_after_the_quiet_period():
+    report = FakeScreen(stop_at=0).run(before=np.zeros((40, 40, 4), np.uint8))
+    assert report.settled and not report.changed and report.waited_s < 0.15
+
+
+def test_gives_up_at_the_cap():
+    report = FakeScreen(stop_at=10).run()
+    assert not report.settled and report.waited_s >= POLICY.timeout_s
+
+
+def test_a_busy_app_keeps_a_static_screen_unsettled():
+    screen = FakeScreen(stop_at=0, cpu_busy_until=0.5)
+    report = screen.run(cpu=lambda: screen.cpu_used)
+    assert report.settled and report.waited_s >= 0.5
