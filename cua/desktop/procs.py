@@ -11,12 +11,14 @@ from pathlib import Path
 MARK = "CUA_DESKTOP_ID"
 
 
-def marked_pids(desktop_id: str, exclude: tuple[int, ...] = ()) -> list[int]:
-    """PIDs of live processes whose environment carries `CUA_DESKTOP_ID=desktop_id`."""
+def marked_pids(desktop_id: str) -> list[int]:
+    """PIDs of live processes whose environment carries `CUA_DESKTOP_ID=desktop_id`, never
+    this process nor its ancestors (a container's init inherits the mark too)."""
     needle = f"{MARK}={desktop_id}".encode()
+    skip = set(_lineage())
     pids = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in exclude:
+        if not entry.name.isdigit() or int(entry.name) in skip:
             continue
         try:
             environ = (entry / "environ").read_bytes()
@@ -26,6 +28,18 @@ def marked_pids(desktop_id: str, exclude: tuple[int, ...] = ()) -> list[int]:
         if state != "Z" and needle in environ.split(b"\0"):
             pids.append(int(entry.name))
     return sorted(pids)
+
+
+def _lineage() -> list[int]:
+    """This process and its ancestors up to PID 1."""
+    chain, pid = [], os.getpid()
+    while pid > 0:
+        chain.append(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return chain
 
 
 def alive(pid: int) -> bool:
@@ -60,7 +74,7 @@ def stop(proc: subprocess.Popen | None, grace_s: float = 2.0) -> None:
         pgid = os.getpgid(proc.pid)
     except ProcessLookupError:
         pgid = None
-    group = [p for p in _group_members(pgid)] if pgid else []
+    group = _group_members(pgid) if pgid else []
     kill_all(sorted({proc.pid, *group}), grace_s)
     try:
         proc.wait(timeout=1)

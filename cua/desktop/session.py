@@ -94,14 +94,14 @@ class Session:
         for proc in self.app_procs.values():
             procs.stop(proc)
         self.app_procs = {}
-        keep = {os.getpid(), *(p.pid for p in self.x.procs)}
+        keep = {p.pid for p in self.x.procs}
         procs.kill_all([p for p in procs.marked_pids(self.id) if p not in keep
                         and procs.comm(p) not in ("Xvfb", "openbox", "dbus-daemon")])
 
     def close(self) -> None:
         self.stop_apps()
         self.x.stop()
-        procs.kill_all(procs.marked_pids(self.id, exclude=(os.getpid(),)))
+        procs.kill_all(procs.marked_pids(self.id))
 
     # -- observation and action ----------------------------------------------------------------
 
@@ -166,8 +166,7 @@ class Session:
         policy = self._require_spec().settle
         if timeout_s is not None:
             policy = policy.model_copy(update={"timeout_s": timeout_s})
-        apps_pids = [p for p in procs.marked_pids(self.id, exclude=(os.getpid(),))
-                     if procs.comm(p) != "Xvfb"]
+        apps_pids = [p for p in procs.marked_pids(self.id) if procs.comm(p) != "Xvfb"]
         return wait_settled(self.x.frame, policy, before,
                             cpu=lambda: procs.cpu_seconds(apps_pids))[0]
 

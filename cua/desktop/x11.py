@@ -41,7 +41,7 @@ class XStack:
         """Start Xvfb (on `display`, or the first free one), then the window manager and bus."""
         self.display = display or None
         xvfb_args = [f"-screen", "0", f"{screen.width}x{screen.height}x{screen.depth}",
-                     "-nolisten", "tcp", "-noreset", "+extension", "RANDR"]
+                     "-nolisten", "tcp", "-noreset", "+extension", "RANDR", "-extension", "GLX"]
         if self.display:
             self.procs.append(self._spawn(["Xvfb", self.display, *xvfb_args]))
         else:

@@ -1,0 +1,154 @@
+"""The `docker` backend: one container per desktop, from the image in `docker/`, driven through
+the Docker Engine API (Docker, or podman's service: see scripts/setup-podman.sh).
+
+The container runs the same control server as the local backend, as the unprivileged user `cua`,
+on the default bridge network, with its port 8080 published on the host's loopback only."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+
+import httpx
+
+from cua.desktop import registry
+from cua.desktop.client import Desktop, DesktopError
+
+try:
+    import docker
+    from docker.errors import DockerException, ImageNotFound, NotFound
+except ImportError:  # the SDK is the optional extra `cua[docker]`
+    docker = None
+    DockerException = ImageNotFound = NotFound = OSError
+
+PODMAN_SOCKET = "unix:///run/cua/podman.sock"  # where scripts/setup-podman.sh serves the API
+LABEL = "cua.desktop"
+SHM_SIZE = "512m"  # Chromium and LibreOffice outgrow Docker's default 64 MB /dev/shm
+
+
+def client():
+    """A client of the engine DOCKER_HOST names (else Docker's default socket, else the podman
+    service of scripts/setup-podman.sh); DesktopError when none answers."""
+    if docker is None:
+        raise DesktopError("backend", "the docker backend needs the docker SDK: "
+                           "pip install 'cua[docker]'")
+    candidates = [None]  # None: docker.from_env(), which honours DOCKER_HOST
+    if not os.environ.get("DOCKER_HOST"):
+        candidates.append(PODMAN_SOCKET)
+    for base_url in candidates:
+        try:
+            engine = (docker.from_env() if base_url is None
+                      else docker.DockerClient(base_url=base_url))
+            engine.ping()
+            return engine
+        except DockerException:
+            continue
+    where = os.environ.get("DOCKER_HOST") or f"the default socket or {PODMAN_SOCKET}"
+    raise DesktopError("backend", f"no Docker Engine API answers at {where}: start Docker, or "
+                       "run scripts/setup-podman.sh and export the DOCKER_HOST it prints")
+
+
+def available(image: str | None = None) -> bool:
+    """Whether an engine answers (and holds `image`, when given): the tests' skip condition."""
+    try:
+        engine = client()
+        if image:
+            engine.images.get(image)
+        return True
+    except (DesktopError, DockerException):
+        return False
+
+
+class DockerBackend:
+    name = "docker"
+
+    def __init__(self, image: str = "cua/desktop:dev", mem_limit: str = "2g", cpus: float = 1.0,
+                 start_timeout_s: float = 60):
+        self.image, self.mem_limit, self.cpus = image, mem_limit, cpus
+        self.start_timeout_s = start_timeout_s
+
+    def start(self) -> Desktop:
+        engine = client()
+        try:
+            engine.images.get(self.image)
+        except ImageNotFound:
+            raise DesktopError("backend", f"image {self.image!r} is missing from the engine: build "
+                               f"it with scripts/build-image.sh {self.image}") from None
+        desktop_id, token = secrets.token_hex(4), secrets.token_urlsafe(24)
+        container = engine.containers.run(
+            self.image, detach=True, name=f"cua-desktop-{desktop_id}",
+            environment={"CUA_TOKEN": token, "CUA_DESKTOP_ID": desktop_id},
+            labels={LABEL: desktop_id}, ports={"8080/tcp": ("127.0.0.1", None)},
+            mem_limit=self.mem_limit, nano_cpus=int(self.cpus * 1e9), shm_size=SHM_SIZE)
+        try:
+            port = _host_port(container)
+            record = registry.DesktopRecord(id=desktop_id, backend="docker",
+                                            base_url=f"http://127.0.0.1:{port}", token=token,
+                                            container=container.id)
+            registry.save(record)
+            desktop = Desktop(desktop_id, record.base_url, token, backend=self)
+            self._wait_healthy(desktop, container)
+        except BaseException as exc:
+            logs = _logs(container)
+            try:
+                container.remove(force=True)
+            except DockerException:
+                pass
+            registry.forget(desktop_id)
+            if isinstance(exc, DesktopError) and logs:
+                raise DesktopError("backend", f"{exc}; the container's log:\n{logs}") from None
+            raise
+        return desktop
+
+    def stop(self, desktop_id: str) -> None:
+        """Ask the server to shut down (best effort), then remove the container for good."""
+        record = registry.load(desktop_id)
+        try:
+            httpx.post(f"{record.base_url}/shutdown", timeout=15,
+                       headers={"Authorization": f"Bearer {record.token}"})
+        except httpx.HTTPError:
+            pass  # already dead: the removal below still cleans up
+        try:
+            client().containers.get(record.container or f"cua-desktop-{desktop_id}").remove(
+                force=True)
+        except NotFound:
+            pass
+        registry.forget(desktop_id)
+
+    def _wait_healthy(self, desktop: Desktop, container) -> None:
+        """Wait until the server answers; fail early if the container exits."""
+        deadline = time.monotonic() + self.start_timeout_s
+        while True:
+            try:
+                desktop.wait_until_up(1.0)
+                return
+            except DesktopError:
+                container.reload()
+                if container.status in ("exited", "dead", "removing"):
+                    raise DesktopError("backend", f"desktop container exited "
+                                       f"(status {container.status})") from None
+                if time.monotonic() > deadline:
+                    raise DesktopError("backend", f"desktop {desktop.id} did not answer at "
+                                       f"{desktop.base_url} within {self.start_timeout_s:.0f} s"
+                                       ) from None
+
+
+def _host_port(container, timeout_s: float = 10.0) -> int:
+    """The loopback port the engine published for the container's 8080."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        container.reload()
+        bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get("8080/tcp")
+        if bindings and bindings[0].get("HostPort"):
+            return int(bindings[0]["HostPort"])
+        if time.monotonic() > deadline:
+            raise DesktopError("backend", "the engine published no host port for 8080/tcp")
+        time.sleep(0.05)
+
+
+def _logs(container) -> str:
+    try:
+        return container.logs(tail=50).decode(errors="replace").strip()
+    except DockerException:
+        return ""
