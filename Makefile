@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml scripts/install-system.sh
 	bash scripts/install-system.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,docker]'
+	$(PY) -m pip install -q -e '.[test,docker,train,scale]'
 	touch $@
 
 install: $(STAMP)

@@ -36,7 +36,7 @@ def desktop_up(
 ) -> None:
     """Start a desktop, open the files, wait until it is ready; prints the desktop id."""
     spec = load_env(env)
-    desktop = registry.backend(backend).start()
+    desktop = registry.backend(backend, **({"owned": False} if backend == "local" else {})).start()
     try:
         report = desktop.reset(spec, list(open_))
     except Exception as exc:
@@ -123,6 +123,65 @@ def bench_desktop(
     print_figures(figures, console)
     if out:
         out.write_text(json.dumps(figures, indent=1))
+
+
+@app.command("collect")
+def collect_cmd(
+    recipe: Path | None = typer.Option(None, help="collect recipe YAML, e.g. recipes/local-demo.yaml"),
+    set_: list[str] = typer.Option([], "--set", help="override a recipe field: key.path=value"),
+    resume: Path | None = typer.Option(None, help="finish the plan of an earlier run folder"),
+    ray_address: str | None = typer.Option(None, help="run the episodes on a Ray cluster"),
+) -> None:
+    """Propose, judge and roll out tasks on live desktops; store every step."""
+    from cua.collect import collect, new_run
+    from cua.config import CollectRecipe, apply_overrides, load_recipe
+    from cua.store import RunStore
+
+    if (recipe is None) == (resume is None):
+        _fail("give either --recipe or --resume")
+    overrides = [*set_, *([f"ray.address={ray_address}"] if ray_address else [])]
+    try:
+        if resume is not None:
+            store = RunStore(resume)
+            spec = CollectRecipe.model_validate(
+                apply_overrides(store.manifest().recipe, overrides))
+        else:
+            spec = load_recipe(recipe, overrides)
+            store = new_run(spec)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        _fail(str(exc))
+    console.print(f"run folder: {store.root}")
+    counts = collect(store, spec, console)
+    table = Table("outcome", "episodes", title=f"cua collect: {store.root.name}")
+    for outcome, count in counts.items():
+        table.add_row(outcome, str(count))
+    console.print(table)
+    console.print(f"report: cua view {store.root}")
+
+
+@app.command("view")
+def view_cmd(run: Path, out: Path | None = typer.Option(None, help="HTML file to write "
+                                                        "(default: RUN/report.html)")) -> None:
+    """Write a static HTML report of a run (screenshots with the actions drawn on them)."""
+    from cua.store import RunStore
+    from cua.view import write_report
+
+    try:
+        page = write_report(RunStore(run), out)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    console.print(f"{page}")
+
+
+model_app = typer.Typer(help="Models for offline tests and demos.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("tiny")
+def model_tiny(out: Path, seed: int = typer.Option(0)) -> None:
+    """Build a tiny random Qwen2.5-VL (offline tokenizer, Qwen chat template) into OUT."""
+    from cua.tinymodel import build_tiny_model
+    console.print(str(build_tiny_model(out, seed=seed)))
 
 
 @app.command("demo")

@@ -22,8 +22,10 @@ from cua.desktop.client import Desktop, DesktopError
 class LocalBackend:
     name = "local"
 
-    def __init__(self, start_timeout_s: float = 30.0):
-        self.start_timeout_s = start_timeout_s
+    def __init__(self, start_timeout_s: float = 30.0, owned: bool = True):
+        """`owned` desktops shut down when this process dies; `cua desktop up` starts
+        unowned ones, which live until `cua desktop down`."""
+        self.start_timeout_s, self.owned = start_timeout_s, owned
 
     def start(self) -> Desktop:
         desktop_id, token = secrets.token_hex(4), secrets.token_urlsafe(24)
@@ -33,7 +35,8 @@ class LocalBackend:
         with open(root / "server.log", "wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "cua.desktop.server", "--root", str(root),
-                 "--id", desktop_id, "--ready-file", str(ready)],
+                 "--id", desktop_id, "--ready-file", str(ready),
+                 *(["--parent-pid", str(os.getpid())] if self.owned else [])],
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         deadline = time.monotonic() + self.start_timeout_s

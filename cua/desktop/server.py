@@ -13,6 +13,7 @@ import signal
 import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import uvicorn
@@ -119,6 +120,13 @@ def _handler(status: int, kind: str):
     return handle
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """An owned desktop dies with its owner (a killed collector leaves no desktops behind)."""
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -128,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--id", default=os.environ.get("CUA_DESKTOP_ID") or secrets.token_hex(4))
     parser.add_argument("--display", help="X display to create (default: the first free one)")
     parser.add_argument("--ready-file", type=Path, help="where to write {port} once listening")
+    parser.add_argument("--parent-pid", type=int, help="shut down when this process is gone")
     args = parser.parse_args(argv)
     token = os.environ.get("CUA_TOKEN")
     if not token:
@@ -142,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
         partial = args.ready_file.with_suffix(".part")
         partial.write_text(json.dumps({"port": sock.getsockname()[1], "pid": os.getpid()}))
         partial.replace(args.ready_file)
+    if args.parent_pid:
+        threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()
     config = uvicorn.Config(create_app(session, token), log_level="warning", access_log=False)
     try:
         uvicorn.Server(config).run(sockets=[sock])

@@ -1,0 +1,76 @@
+"""The agent-format contract: what one student model sees at a step and how its answer maps back.
+
+Rollout, SFT expansion and evaluation all go through an :class:`AgentFormat`, so the request sent
+at inference and the prompt of a training sample are built by the same code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, PositiveInt
+
+from cua.actions import Action
+
+
+class Step(BaseModel):
+    """One past step as a format needs it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    screenshot: bytes | None = None  # PNG the model saw at that step (None if not kept)
+    response: str  # the assistant's full raw response text at that step
+
+
+class Context(BaseModel):
+    """What a format renders into one request: the task, steps 0..t-1, the current screen."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instruction: str
+    history: list[Step] = []  # oldest first
+    screenshot: bytes  # current screenshot (PNG)
+    screen: tuple[PositiveInt, PositiveInt]  # real screen (width, height)
+
+
+class ParseError(Exception):
+    """A model response could not be turned into valid canonical actions; the message says why."""
+
+
+class Parsed(BaseModel):
+    """A parsed response: canonical actions in absolute real-screen pixels, validated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    thought: str
+    actions: list[Action]
+    raw: str
+
+
+Message = dict[str, Any]
+
+
+class AgentFormat(Protocol):
+    """How one family of student models is prompted and answers."""
+
+    name: ClassVar[str]
+
+    def render(self, ctx: Context) -> list[Message]:
+        """OpenAI chat messages for this step; every content is a list of text/image_url blocks."""
+        ...
+
+    def parse(self, text: str, screen: tuple[int, int]) -> Parsed:
+        """Canonical actions from a raw response; raises :class:`ParseError` and nothing else."""
+        ...
+
+    def unparse(self, thought: str, actions: list[Action], screen: tuple[int, int]) -> str:
+        """The response text this model would give for canonical actions (a training target)."""
+        ...
+
+    def assistant_text(self, response: str) -> str:
+        """A raw response as it appears in an assistant turn (history turns, training targets)."""
+        ...
+
+    def image_size(self, screen: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) of the screenshots the model sees for this screen."""
+        ...

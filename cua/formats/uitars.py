@@ -1,0 +1,251 @@
+"""UI-TARS formats as OSWorld runs them (``mm_agents/uitars15_v1.py``, ``uitars_agent.py``).
+
+Layout at step t: system ``You are a helpful assistant.``, one user turn with the computer-use
+prompt, then per past step a user turn with its screenshot (only for the last ``history_n - 1``
+steps) and an assistant turn with its response (box tokens added), then a user turn with the
+current screenshot.
+UI-TARS-1.5 (Qwen2.5-VL) answers absolute pixels of the ``smart_resize``'d screenshot; UI-TARS-1.0
+(Qwen2-VL) answers relative 0-1000 coordinates.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, ClassVar
+
+from PIL import Image
+
+from cua.actions import Action, parse_calls, to_call, validate
+from cua.formats.base import Context, Message, Parsed, ParseError
+
+SYSTEM_PROMPT = "You are a helpful assistant."
+
+# The "thought" prompt of OSWorld's UI-TARS agents, including the space after "the task.".
+PROMPT = (
+    "You are a GUI agent. You are given a task and your action history, with screenshots. "
+    "You need to perform the next action to complete the task. \n"
+    """
+## Output Format
+```
+Thought: ...
+Action: ...
+```
+
+## Action Space
+{action_space}
+
+## Note
+- Use {language} in `Thought` part.
+- Write a small plan and finally summarize your next action (with its target element) in one \
+sentence in `Thought` part.
+
+## User Instruction
+{instruction}
+"""
+)
+
+_COMMON_ACTIONS = r"""
+click(start_box='<|box_start|>(x1,y1)<|box_end|>')
+left_double(start_box='<|box_start|>(x1,y1)<|box_end|>')
+right_single(start_box='<|box_start|>(x1,y1)<|box_end|>')
+drag(start_box='<|box_start|>(x1,y1)<|box_end|>', end_box='<|box_start|>(x3,y3)<|box_end|>')
+hotkey(key='')
+type(content='') #If you want to submit your input, use "\n" at the end of `content`.
+scroll(start_box='<|box_start|>(x1,y1)<|box_end|>', direction='down or up or right or left')
+wait() #Sleep for 5s and take a screenshot to check for any changes.
+"""
+# OSWorld infer_mode "qwen25vl_normal" (UI-TARS-1.5) and "qwen2vl_user" (UI-TARS-1.0).
+ACTION_SPACE_15 = _COMMON_ACTIONS + (
+    r"""finished(content='xxx') # Use escape characters \', \", and \n in content part to ensure """
+    "we can parse the content in normal python string format.\n"
+)
+ACTION_SPACE_10 = _COMMON_ACTIONS + (
+    "finished()\ncall_user() # Submit the task and call the user when the task is unsolvable, "
+    "or when you need the user's help.\n"
+)
+
+_AXIS = {"x": 0, "y": 1, "x1": 0, "y1": 1, "x2": 0, "y2": 1}
+_ACTION_LINE = re.compile(r"^[ \t]*Action:[ \t]*", re.M)
+_BARE_BOX = re.compile(r"""((?:start|end)_box=['"])(\([^()'"<>]*\))(?=['"])""")
+
+
+def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 100 * 28 * 28,
+                 max_pixels: int = 16384 * 28 * 28) -> tuple[int, int]:
+    """Qwen2.5-VL's resize: (height, width) as multiples of ``factor``, area within the bounds."""
+    if min(height, width) <= 0 or max(height, width) / min(height, width) > 200:
+        raise ValueError(f"cannot resize a {width}x{height} image (aspect ratio above 200)")
+    h = max(factor, round(height / factor) * factor)
+    w = max(factor, round(width / factor) * factor)
+    if h * w > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h = max(factor, math.floor(height / beta / factor) * factor)
+        w = max(factor, math.floor(width / beta / factor) * factor)
+    elif h * w < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h = math.ceil(height * beta / factor) * factor
+        w = math.ceil(width * beta / factor) * factor
+    return h, w
+
+
+def processor_options(config: Mapping[str, Any]) -> dict[str, int]:
+    """Format options (factor, min_pixels, max_pixels) from a model dir's loaded
+    ``preprocessor_config.json`` or (transformers 5) ``processor_config.json``."""
+    config = config.get("image_processor") or config
+    size = config.get("size") or {}
+    options = {"factor": int(config.get("patch_size", 14)) * int(config.get("merge_size", 2))}
+    for key, alias in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
+        value = config.get(key) or size.get(alias)
+        if value is not None:
+            options[key] = int(value)
+    return options
+
+
+@lru_cache(maxsize=16)
+def _data_url(png: bytes, size: tuple[int, int]) -> str:
+    """The screenshot as the model sees it: RGB, resized (bicubic) to ``size``, PNG data URL."""
+    with Image.open(io.BytesIO(png)) as image:
+        rgb = image.convert("RGB")
+    if rgb.size != size:
+        rgb = rgb.resize(size, Image.Resampling.BICUBIC)
+    out = io.BytesIO()
+    rgb.save(out, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def _message(role: str, block: dict[str, Any]) -> Message:
+    return {"role": role, "content": [block]}
+
+
+def _text(role: str, text: str) -> Message:
+    return _message(role, {"type": "text", "text": text})
+
+
+def _thought(head: str) -> str:
+    """The thought before the Action line: Action_Summary if given, else Thought, else the text."""
+    for label in ("Action_Summary:", "Thought:"):
+        if label in head:
+            return head.partition(label)[2].strip()
+    return re.sub(r"^\s*Reflection:", "", head).strip()
+
+
+@dataclass(frozen=True, kw_only=True)
+class UITars15:
+    """UI-TARS-1.5: absolute pixels of the smart_resize'd screenshot."""
+
+    name: ClassVar[str] = "uitars-1.5"
+    action_space: ClassVar[str] = ACTION_SPACE_15
+
+    min_pixels: int = 100 * 28 * 28
+    max_pixels: int = 16384 * 28 * 28
+    factor: int = 28
+    history_n: int = 5  # screenshots per request: the current one plus history_n - 1 past ones
+    language: str = "English"
+
+    def __post_init__(self) -> None:
+        if self.history_n < 1 or self.factor < 1 or not 0 < self.min_pixels <= self.max_pixels:
+            raise ValueError(f"invalid {self.name} options: {self}")
+
+    def image_size(self, screen: tuple[int, int]) -> tuple[int, int]:
+        height, width = smart_resize(screen[1], screen[0], self.factor, self.min_pixels,
+                                     self.max_pixels)
+        return width, height
+
+    def grid(self, screen: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) of the coordinate space the model answers in."""
+        return self.image_size(screen)
+
+    def prompt(self, instruction: str) -> str:
+        return PROMPT.format(action_space=self.action_space, language=self.language,
+                             instruction=instruction)
+
+    def assistant_text(self, response: str) -> str:
+        """Strip the response and wrap bare ``start_box='(x,y)'`` coordinates in box tokens."""
+        return _BARE_BOX.sub(r"\1<|box_start|>\2<|box_end|>", response.strip())
+
+    def render(self, ctx: Context) -> list[Message]:
+        size = self.image_size(ctx.screen)
+
+        def image(png: bytes) -> Message:
+            url = _data_url(png, size)
+            return _message("user", {"type": "image_url", "image_url": {"url": url}})
+
+        messages = [_text("system", SYSTEM_PROMPT), _text("user", self.prompt(ctx.instruction))]
+        first_shown = len(ctx.history) - (self.history_n - 1)
+        for index, step in enumerate(ctx.history):
+            if index >= first_shown:
+                if step.screenshot is None:
+                    raise ValueError(f"step {index} is among the last {self.history_n - 1} steps "
+                                     "and needs its screenshot")
+                messages.append(image(step.screenshot))
+            messages.append(_text("assistant", self.assistant_text(step.response)))
+        messages.append(image(ctx.screenshot))
+        return messages
+
+    def parse(self, text: str, screen: tuple[int, int]) -> Parsed:
+        if not isinstance(text, str):
+            raise ParseError(f"expected the response text, got {type(text).__name__}")
+        try:
+            return self._parse(text, screen)
+        except (ValueError, RecursionError) as error:  # ActionError and ValidationError included
+            raise ParseError(str(error)) from None
+
+    def _parse(self, text: str, screen: tuple[int, int]) -> Parsed:
+        body = text.strip()
+        if body.startswith("```"):  # the prompt shows the format inside a code fence
+            body = body.partition("\n")[2].removesuffix("```")
+        match = _ACTION_LINE.search(body)
+        if match is None:
+            raise ParseError("no 'Action:' line in the response")
+        grid = self.grid(screen)
+
+        def scale(value: int, axis: int) -> int:
+            pixel = math.floor(value * screen[axis] / grid[axis] + 0.5)
+            if pixel > screen[axis]:
+                raise ParseError(f"coordinate {value} is outside the model's {grid[0]}x{grid[1]} "
+                                 f"space for a {screen[0]}x{screen[1]} screen")
+            return min(pixel, screen[axis] - 1)
+
+        actions = [validate(self._map(action, scale), *screen)
+                   for action in parse_calls(body[match.end():])]
+        return Parsed(thought=_thought(body[:match.start()]), actions=actions, raw=text)
+
+    def unparse(self, thought: str, actions: list[Action], screen: tuple[int, int]) -> str:
+        """``Thought: ...`` then ``Action: ...`` with box tokens; actions split by a blank line."""
+        if not actions:
+            raise ValueError("unparse needs at least one action")
+        if _ACTION_LINE.search(thought):
+            raise ValueError("a thought must not contain a line starting with 'Action:'")
+        grid = self.grid(screen)
+
+        def scale(value: int, axis: int) -> int:
+            return min(math.floor(value * grid[axis] / screen[axis] + 0.5), grid[axis] - 1)
+
+        calls = [to_call(self._map(validate(action, *screen), scale), box_tokens=True)
+                 for action in actions]
+        return f"Thought: {thought}\nAction: " + "\n\n".join(calls)
+
+    @staticmethod
+    def _map(action: Action, scale: Callable[[int, int], int]) -> Action:
+        """Apply ``scale(value, axis)`` to every coordinate of an action."""
+        return action.model_copy(update={key: scale(value, _AXIS[key]) for key, value in action
+                                         if key in _AXIS and value is not None})
+
+
+@dataclass(frozen=True, kw_only=True)
+class UITars10(UITars15):
+    """UI-TARS-1.0: relative 0-1000 coordinates; OSWorld's qwen2vl_user prompt and pixel bounds."""
+
+    name: ClassVar[str] = "uitars-1.0"
+    action_space: ClassVar[str] = ACTION_SPACE_10
+
+    min_pixels: int = 3136
+    max_pixels: int = 2116800
+
+    def grid(self, screen: tuple[int, int]) -> tuple[int, int]:
+        return 1000, 1000

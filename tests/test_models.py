@@ -1,0 +1,110 @@
+"""The VLM client against a scripted HTTP double on 127.0.0.1 (a unit test of one piece):
+retries with backoff, timeouts, malformed replies and dead endpoints are recorded, not raised."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from cua.models import ChatModel, ModelConfig
+from cua.store import ScreenBuffer
+
+PNG_URL = "data:image/png;base64,iVBORw0KGgo="
+
+
+def _reply(text: str) -> dict:
+    return {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": text}}]}
+
+
+class Double:
+    """Answers each POST with the next scripted (status, body, delay)."""
+
+    def __init__(self, script):
+        self.script, self.requests = list(script), []
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                double.requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                status, body, delay = double.script.pop(0)
+                time.sleep(delay)
+                payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                try:
+                    self.wfile.write(payload)
+                except BrokenPipeError:
+                    pass  # the client timed out and left
+
+            def log_message(self, *_):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def double(request):
+    made = []
+
+    def make(*script):
+        made.append(Double(script))
+        return made[-1]
+    yield make
+    for d in made:
+        d.close()
+
+
+def _model(url: str, **options) -> ChatModel:
+    return ChatModel(ModelConfig(name="m", base_url=url, backoff_s=0.01, **options))
+
+
+MESSAGES = [{"role": "user", "content": [{"type": "text", "text": "hi"},
+                                         {"type": "image_url", "image_url": {"url": PNG_URL}}]}]
+
+
+def test_retries_server_errors_then_records_the_exact_call(double):
+    server = double((500, {"error": "boom"}, 0), (503, {"error": "busy"}, 0),
+                    (200, _reply("Thought: ok\nAction: wait()"), 0))
+    screens = ScreenBuffer()
+    call = _model(server.url, temperature=0.0, max_tokens=1000).complete(MESSAGES, "executor",
+                                                                        screens.put)
+    assert call.error is None and call.attempts == 3 and call.text.startswith("Thought: ok")
+    assert server.requests[-1]["temperature"] == 0.0 and server.requests[-1]["max_tokens"] == 1000
+    image = call.request["messages"][0]["content"][1]["image_url"]["url"]
+    assert image.startswith("screen://") and image[9:] in screens.screens  # stored once, by hash
+    assert call.response["choices"][0]["message"]["content"] == call.text
+
+
+def test_gives_up_after_the_retry_budget(double):
+    server = double(*[(500, {"error": "down"}, 0)] * 3)
+    call = _model(server.url, max_retries=2).complete(MESSAGES, "judge", ScreenBuffer().put)
+    assert call.text is None and "InternalServerError" in call.error and call.attempts == 3
+
+
+def test_timeout_malformed_json_and_refused_connection(double):
+    slow = double((200, _reply("late"), 2.0), (200, _reply("late"), 2.0))
+    call = _model(slow.url, timeout_s=0.3, max_retries=1).complete(MESSAGES, "goal",
+                                                                   ScreenBuffer().put)
+    assert "Timeout" in call.error and call.attempts == 2
+    broken = double((200, b"{not json", 0))
+    call = _model(broken.url, max_retries=0).complete(MESSAGES, "goal", ScreenBuffer().put)
+    assert call.error and call.text is None
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    call = _model(dead, max_retries=1).complete(MESSAGES, "goal", ScreenBuffer().put)
+    assert "APIConnectionError" in call.error and call.attempts == 2
