@@ -125,6 +125,17 @@ def bench_desktop(
         out.write_text(json.dumps(figures, indent=1))
 
 
+@bench_app.command("collect")
+def bench_collect_cmd(desktops: list[int] = typer.Option([1, 2, 4], help="desktop counts"),
+                      episodes: int = typer.Option(9, help="episodes per desktop count"),
+                      out: Path | None = typer.Option(None, help="also write the JSON here")) -> None:
+    """Episodes/hour and steps/s of the scripted expert at several desktop counts."""
+    from cua.bench import bench_collect
+    figures = bench_collect(desktops, episodes, console)
+    if out:
+        out.write_text(json.dumps(figures, indent=1))
+
+
 @app.command("collect")
 def collect_cmd(
     recipe: Path | None = typer.Option(None, help="collect recipe YAML, e.g. recipes/local-demo.yaml"),
@@ -156,7 +167,8 @@ def collect_cmd(
     for outcome, count in counts.items():
         table.add_row(outcome, str(count))
     console.print(table)
-    console.print(f"report: cua view {store.root}")
+    from cua.view import write_report
+    console.print(f"report: {write_report(store)} (open it in a browser)")
 
 
 @app.command("view")
@@ -184,9 +196,133 @@ def model_tiny(out: Path, seed: int = typer.Option(0)) -> None:
     console.print(str(build_tiny_model(out, seed=seed)))
 
 
-@app.command("demo")
-def demo(out: Path = typer.Option(Path("demo-out"), help="where files and screenshots go"),
-         backend: str = typer.Option("local")) -> None:
-    """Run the toolkit end to end on a generated workbook (no model, no GPU needed)."""
-    from cua.demo import run_demo
-    run_demo(out, backend, console)
+# -- SFT: step-prefix expansion, datasets, training ------------------------------------------------
+
+@app.command("expand")
+def expand_cmd(
+    run: Path = typer.Argument(..., help="a run folder from `cua collect`"),
+    out: Path | None = typer.Option(None, help="dataset folder (default: RUN/datasets/FORMAT)"),
+    format_: str | None = typer.Option(None, "--format", help="student format, e.g. uitars-1.5"),
+    model: Path | None = typer.Option(None, help="student model dir: its processor bounds and "
+                                      "tokenizer"),
+    recipe: Path | None = typer.Option(None, help="take the expand block (and model) of an SFT "
+                                       "recipe"),
+    max_tokens: int | None = typer.Option(None, help="per-sample token budget"),
+    history_n: int | None = typer.Option(None, help="screenshots per request"),
+    outcome: list[str] = typer.Option([], help="keep these outcomes (default: success)"),
+    max_steps: int | None = typer.Option(None, help="drop trajectories longer than this"),
+    app_: list[str] = typer.Option([], "--app", help="keep these app families"),
+    family: list[str] = typer.Option([], help="keep these task families"),
+    verify: bool = typer.Option(False, help="re-render every step and compare byte for byte (an "
+                                "existing dataset is verified as it is)"),
+) -> None:
+    """Expand a run into an SFT dataset: one sample per step, exactly as the student sees it."""
+    from cua.dataset import build_dataset, verify_dataset
+    from cua.expand import ExpandConfig
+    from cua.store import RunStore
+
+    config = ExpandConfig()
+    if recipe is not None:
+        from cua.config import load_recipe
+        from cua.train import SFTRecipe
+        sft = load_recipe(recipe, kind=SFTRecipe)
+        config, model = sft.expand, model or (sft.model if sft.model.exists() else None)
+    data = config.model_dump()
+    if format_:
+        data["format"] = format_
+    if max_tokens is not None:
+        data["max_tokens"] = max_tokens
+    if history_n is not None:
+        data["format_options"]["history_n"] = history_n
+    for key, value in (("outcomes", outcome), ("apps", app_), ("families", family)):
+        if value:
+            data["filters"][key] = value
+    if max_steps is not None:
+        data["filters"]["max_steps"] = max_steps
+    try:
+        config = ExpandConfig.model_validate(data)
+        store = RunStore(run)
+        store.manifest()
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    out = out or run / "datasets" / config.format
+    if not (verify and (out / "expand.json").exists()):
+        try:
+            with console.status(f"expanding {run.name} for {config.format}…"):
+                manifest = build_dataset(store, out, config, model)
+        except (ValueError, FileNotFoundError, FileExistsError) as exc:
+            _fail(str(exc))
+        stats = manifest.stats
+        ratio = stats.dataset_bytes / stats.screenshot_bytes if stats.screenshot_bytes else 0
+        console.print(f"{stats.samples} samples from {stats.trajectories} trajectories "
+                      f"({stats.unique_images} images, {stats.dataset_bytes / 2**20:.1f} MiB, "
+                      f"{ratio:.2f}x the screenshots) -> {out}", soft_wrap=True)
+        for reason, count in stats.rejected.items():
+            console.print(f"[dim]left out: {count} × {reason}[/dim]", soft_wrap=True)
+    if verify:
+        with console.status("verifying every step…"):
+            report = verify_dataset(out, store)
+        for mismatch in report.mismatches:
+            console.print(f"[red]mismatch:[/red] {mismatch}", highlight=False, soft_wrap=True)
+        console.print(f"verified {report.samples} samples over {report.steps} steps "
+                      f"({report.requests} against the requests the rollout sent): "
+                      f"{len(report.mismatches)} mismatches", soft_wrap=True)
+        if report.mismatches:
+            raise typer.Exit(1)
+
+
+@app.command("sft")
+def sft_cmd(
+    recipe: Path = typer.Option(..., help="SFT recipe YAML, e.g. recipes/sft-tiny-cpu.yaml"),
+    set_: list[str] = typer.Option([], "--set", help="override a recipe field: key.path=value"),
+) -> None:
+    """Fine-tune a student on an expanded run with TRL's SFTTrainer (loss on the completion)."""
+    from cua.config import load_recipe
+    from cua.train import SFTRecipe, train
+
+    try:
+        spec = load_recipe(recipe, set_, kind=SFTRecipe)
+    except ValueError as exc:
+        _fail(str(exc))
+
+    def echo(entry: dict) -> None:
+        rate = f"{entry['tokens_per_s']:.0f} tokens/s" if entry["tokens_per_s"] else "…"
+        console.print(f"step {entry['step']}: loss {entry['loss']:.4f} · {rate}", highlight=False)
+
+    try:
+        result = train(spec, echo)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        _fail(str(exc))
+    console.print(f"{result.steps} steps in {result.seconds:.1f} s · {result.tokens_per_s:.0f} "
+                  f"tokens/s · peak memory {result.peak_memory_mb:.0f} MB · model: "
+                  f"{result.model_dir}")
+
+
+@bench_app.command("expand")
+def bench_expand_cmd(
+    run: Path = typer.Argument(..., help="a run folder from `cua collect`"),
+    format_: str = typer.Option("uitars-1.5", "--format"),
+    model: Path | None = typer.Option(None, help="student model dir"),
+    repeat: int = typer.Option(20, help="timed passes of the pure expansion"),
+    out: Path | None = typer.Option(None, help="also write the JSON figures here"),
+) -> None:
+    """Samples/s of the pure expansion on one core, image cost, and dataset bytes on disk
+    against the unique screenshots."""
+    from cua.bench import bench_expand
+    figures = bench_expand(run, format_, model, repeat, console)
+    if out:
+        out.write_text(json.dumps(figures, indent=1))
+
+
+@bench_app.command("sft")
+def bench_sft_cmd(
+    run: Path = typer.Argument(..., help="a run folder from `cua collect`"),
+    steps: int = typer.Option(20, help="training steps"),
+    recipe: Path = typer.Option(Path("recipes/sft-tiny-cpu.yaml")),
+    out: Path | None = typer.Option(None, help="also write the JSON figures here"),
+) -> None:
+    """Tokens/s and peak memory of the tiny SFT recipe on the CPU."""
+    from cua.bench import bench_sft
+    figures = bench_sft(run, recipe, steps, console)
+    if out:
+        out.write_text(json.dumps(figures, indent=1))

@@ -207,21 +207,23 @@ class Worker:
         return check, "success" if check.passed else "failure"
 
 
-def save_and_fetch(desktop, name: str, timeout_s: float = 15.0) -> bytes:
-    """ctrl+s on the document's window (keeping its format), then its bytes once stable."""
+def save_and_fetch(desktop, name: str, quiet_s: float = 1.0, timeout_s: float = 20.0) -> bytes:
+    """ctrl+s on the document's window (keeping its format), then its bytes once they have not
+    changed for `quiet_s` (LibreOffice may still be writing after the screen settles)."""
     window = next((w for w in desktop.windows() if w.title.startswith(name)), None)
     if window is not None:
         desktop.activate(window.id)
         desktop.execute([Hotkey(keys=["ctrl", "s"])])
         if any(w.title == KEEP_FORMAT_DIALOG for w in desktop.windows()):
             desktop.execute([Hotkey(keys=["enter"])])
-    deadline, previous = time.monotonic() + timeout_s, None
-    while True:
-        data = desktop.download(name)
-        if data == previous or time.monotonic() > deadline:
-            return data
-        previous = data
-        time.sleep(0.4)
+    deadline = time.monotonic() + timeout_s
+    data, since = desktop.download(name), time.monotonic()
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        time.sleep(0.25)
+        latest = desktop.download(name)
+        if latest != data:
+            data, since = latest, time.monotonic()
+    return data
 
 
 # -- running units on a pool of desktops -----------------------------------------------------------
