@@ -118,7 +118,7 @@ class Worker:
 
     def __init__(self, recipe: CollectRecipe):
         self.recipe = recipe
-        self.format = get_format(recipe.agent_format)
+        self.format = get_format(recipe.agent_format, **recipe.agent_format_options)
         self.desktop = None
         models = {role: recipe.role_model(role) for role in ("goal", "judge", "executor")}
         self.scripted = {role: m.scripted for role, m in models.items()}
@@ -164,7 +164,9 @@ class Worker:
         record = EpisodeRecord(id=task.id, goal_id=unit.goal.id, env=unit.goal.env,
                                content=unit.goal.content, task=task, outcome="error",
                                model=self.recipe.role_model("executor").name,
-                               agent_format=self.format.name, started=started)
+                               agent_format=self.format.name,
+                               agent_format_options=self.recipe.agent_format_options,
+                               started=started)
         try:
             png = self._ready(unit.goal)
             record.judge_screenshot = screens.put(png)

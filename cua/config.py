@@ -51,6 +51,7 @@ class CollectRecipe(Strict):
     model: ModelConfig = ModelConfig()
     roles: Roles = Roles()
     agent_format: str = "uitars-1.5"
+    agent_format_options: dict[str, Any] = {}  # min_pixels, max_pixels, history_n, …
     max_steps: int = Field(15, ge=1)
     parse_error_budget: int = Field(3, ge=1)
     workers: int = Field(2, ge=1)

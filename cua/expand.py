@@ -85,9 +85,9 @@ def screen_of(episode: EpisodeRecord) -> tuple[int, int]:
 
 
 def rollout_format(episode: EpisodeRecord) -> AgentFormat | None:
-    """The format the rollout spoke (collection runs each format with its default options)."""
+    """The format the rollout spoke, with the options it ran with."""
     try:
-        return get_format(episode.agent_format)
+        return get_format(episode.agent_format, **episode.agent_format_options)
     except ValueError:
         return None
 

@@ -68,6 +68,7 @@ class EpisodeRecord(BaseModel):
     task: Task
     model: str
     agent_format: str
+    agent_format_options: dict[str, Any] = {}   # e.g. the student processor's pixel bounds
     verdict: Verdict | None = None
     judge_call: ModelCall | None = None
     judge_screenshot: str | None = None

@@ -1,0 +1,39 @@
+"""Metrics by OSWorld name. Each is called as `metric(result, expected, **options)` (or
+`metric(result, **options)` when the task has no expected getter) and returns a float in [0, 1],
+a `Score` carrying the reason when it falls short."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cua.evaluate.metrics import slides, table
+from cua.evaluate.metrics.base import Score, fail, fuzz_ratio, match_rule
+from cua.evaluate.metrics.docs import compare_docx_files
+from cua.evaluate.metrics.general import check_include_exclude, exact_match
+
+METRICS: dict[str, Callable[..., float]] = {
+    "compare_table": table.compare_table,
+    "compare_pptx_files": slides.compare_pptx_files,
+    "compare_docx_files": compare_docx_files,
+    "check_include_exclude": check_include_exclude,
+    "exact_match": exact_match,
+}
+OPTION_CHECKS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
+    "compare_table": table.options_problem,
+    "compare_pptx_files": slides.options_problem,
+}
+
+
+def metric_problem(func: str, options: Mapping[str, Any]) -> str | None:
+    """Why metric `func` cannot run with `options` here, or None."""
+    if func not in METRICS:
+        return f"metric {func!r} is not supported"
+    check = OPTION_CHECKS.get(func)
+    try:
+        return check(options) if check else None
+    except Exception as e:  # options of an unexpected shape
+        return f"{func}: malformed options ({type(e).__name__}: {e})"
+
+
+__all__ = ["METRICS", "Score", "fail", "fuzz_ratio", "match_rule", "metric_problem"]

@@ -1,0 +1,261 @@
+"""OSWorld task configs: the JSON schema as pydantic models, and loading a folder of task files.
+
+A task is `{id, instruction, config: [setup steps], related_apps, evaluator: {func, conj, result,
+expected, options, postconfig}}`; OSWorld files carry more fields (snapshot, source, trajectory, proxy,
+fixed_ip, possibility_of_env_change, …), which are kept as extras. `load_tasks` checks every setup
+step, getter and metric against what this package supports and lists each task it cannot run with
+the reasons, so a folder of real OSWorld files loads as is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from cua.evaluate.getters import getter_problem, local_source
+from cua.evaluate.metrics import metric_problem
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# -- setup steps -----------------------------------------------------------------------------------
+
+
+class DownloadFile(_Open):
+    url: str    # a path relative to the task file, an absolute path or a file:// URL
+    path: str   # where it goes on the desktop
+
+
+class DownloadParams(_Open):
+    files: list[DownloadFile]
+
+
+class UploadFile(_Open):
+    local_path: str  # resolved like DownloadFile.url
+    path: str
+
+
+class UploadParams(_Open):
+    files: list[UploadFile]
+
+
+class OpenParams(_Open):
+    path: str
+
+
+class CommandParams(_Open):
+    command: str | list[str]
+    shell: bool = False
+
+
+class SleepParams(_Open):
+    seconds: float
+
+
+class ActivateWindowParams(_Open):
+    window_name: str
+    strict: bool = False
+    by_class: bool = False
+
+
+STEPS: dict[str, type[BaseModel]] = {
+    "download": DownloadParams, "upload_file": UploadParams, "open": OpenParams,
+    "launch": CommandParams, "execute": CommandParams, "command": CommandParams,
+    "sleep": SleepParams, "activate_window": ActivateWindowParams,
+}
+
+
+class Step(_Open):
+    """One setup or postconfig step; `params()` validates its parameters for its type."""
+
+    type: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+    def params(self) -> BaseModel:
+        return STEPS[self.type].model_validate(self.parameters)
+
+
+# -- evaluator -------------------------------------------------------------------------------------
+
+
+class Getter(_Open):
+    """A getter config: `type` plus the getter's own fields (path, dest, multi, gives, rules, …)."""
+
+    type: str
+
+    def config(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+class MetricCall(NamedTuple):
+    """One metric of an evaluator with its getters and options."""
+
+    func: str
+    result: Getter | None
+    expected: Getter | None
+    options: dict[str, Any]
+
+
+class Evaluator(_Open):
+    """`func` is one metric or a list; with a list, `result`, `expected` and `options` are parallel
+    lists and `conj` ("and": mean, 0 if any is 0; "or": max) combines the scores."""
+
+    func: str | list[str]
+    conj: Literal["and", "or"] = "and"
+    result: Getter | list[Getter | None] | None = None
+    expected: Getter | list[Getter | None] | None = None
+    options: dict[str, Any] | list[dict[str, Any] | None] | None = None
+    postconfig: list[Step] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _parallel(self) -> Evaluator:
+        if isinstance(self.func, list):
+            if not self.func:
+                raise ValueError("func is an empty list")
+            for name in ("result", "expected", "options"):
+                value = getattr(self, name)
+                if value is not None and (not isinstance(value, list) or len(value) != len(self.func)):
+                    raise ValueError(f"{name} must be a list of {len(self.func)}, one per func")
+        else:
+            for name in ("result", "expected", "options"):
+                if isinstance(getattr(self, name), list):
+                    raise ValueError(f"{name} is a list but func is a single metric")
+        return self
+
+    def calls(self) -> list[MetricCall]:
+        if isinstance(self.func, str):
+            return [MetricCall(self.func, self.result, self.expected, self.options or {})]
+        n = len(self.func)
+        results, expecteds, options = (value or [None] * n
+                                        for value in (self.result, self.expected, self.options))
+        return [MetricCall(f, r, e, o or {}) for f, r, e, o in zip(self.func, results, expecteds, options)]
+
+
+class TaskConfig(_Open):
+    """One OSWorld task; `task_file` is the JSON file it came from, when loaded from one."""
+
+    id: str
+    instruction: str
+    snapshot: str | None = None
+    source: Any = None
+    config: list[Step] = Field(default_factory=list)
+    related_apps: list[str] = Field(default_factory=list)
+    evaluator: Evaluator
+    _task_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def task_file(self) -> Path | None:
+        return self._task_file
+
+    @property
+    def task_dir(self) -> Path:
+        """The folder relative paths in the task resolve against."""
+        return self._task_file.parent if self._task_file else Path.cwd()
+
+
+# -- checking and loading --------------------------------------------------------------------------
+
+
+def step_problem(step: Step, task_dir: Path) -> str | None:
+    """Why `step` cannot run here, or None."""
+    if step.type not in STEPS:
+        return f"setup step type {step.type!r} is not supported"
+    try:
+        params = step.params()
+    except ValidationError as e:
+        return f"{step.type}: bad parameters ({_first_error(e)})"
+    if isinstance(params, DownloadParams):
+        sources = [f.url for f in params.files]
+    elif isinstance(params, UploadParams):
+        sources = [f.local_path for f in params.files]
+    else:
+        sources = []
+    for ref in sources:
+        try:
+            if not local_source(ref, task_dir).is_file():
+                return f"{step.type}: {ref} is not a local file"
+        except ValueError as e:
+            return f"{step.type}: {e}"
+    return None
+
+
+def task_problems(task: TaskConfig) -> list[str]:
+    """Everything in `task` this package cannot run (empty when it is supported)."""
+    problems = []
+    for where, steps in (("config", task.config), ("postconfig", task.evaluator.postconfig)):
+        for i, step in enumerate(steps):
+            problem = step_problem(step, task.task_dir)
+            if problem:
+                problems.append(f"{where}[{i}]: {problem}")
+    for call in task.evaluator.calls():
+        problem = metric_problem(call.func, call.options)
+        if problem:
+            problems.append(problem)
+        for role, getter in (("result", call.result), ("expected", call.expected)):
+            problem = getter and getter_problem(getter.config(), task.task_dir)
+            if problem:
+                problems.append(f"{call.func} {role}: {problem}")
+    return problems
+
+
+def load_tasks(paths: str | Path | Iterable[str | Path]) -> tuple[list[TaskConfig], dict[str, str]]:
+    """Load task files (folders are searched for *.json recursively).
+
+    Returns the supported tasks in path order and the rest as {task id, or the file path when the
+    file has no usable id: reason}. Malformed or invalid files are listed, never raised.
+    """
+    tasks: list[TaskConfig] = []
+    unsupported: dict[str, str] = {}
+    seen: dict[str, Path] = {}
+    for file in _task_files(paths):
+        key = str(file)
+        try:
+            raw = json.loads(file.read_text(encoding="utf-8"))
+        except OSError as e:
+            unsupported[key] = f"unreadable: {e}"
+            continue
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            unsupported[key] = f"malformed JSON: {e}"
+            continue
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str) and raw["id"]:
+            key = raw["id"]
+        if key in seen:
+            unsupported[f"{key} ({file})"] = f"duplicate task id, first in {seen[key]}"
+            continue
+        seen[key] = file
+        try:
+            task = TaskConfig.model_validate(raw)
+        except ValidationError as e:
+            unsupported[key] = f"invalid task config: {_first_error(e)}"
+            continue
+        task._task_file = file
+        try:
+            problems = task_problems(task)
+        except Exception as e:  # a config of a shape no check foresaw
+            problems = [f"could not be checked: {type(e).__name__}: {e}"]
+        if problems:
+            unsupported[key] = "; ".join(problems)
+        else:
+            tasks.append(task)
+    return tasks, unsupported
+
+
+def _task_files(paths: str | Path | Iterable[str | Path]) -> list[Path]:
+    items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    files: list[Path] = []
+    for item in map(Path, items):
+        files.extend(sorted(item.rglob("*.json")) if item.is_dir() else [item])
+    return files
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    more = f" (+{e.error_count() - 1} more)" if e.error_count() > 1 else ""
+    return f"{where}: {err['msg']}{more}"
