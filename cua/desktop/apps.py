@@ -19,6 +19,9 @@ WINDOW_CLASS = {
     "files": "pcmanfm",
 }
 
+# Chromium's window title before the page it was given has loaded.
+BROWSER_BLANK_TITLES = ("Untitled", "New Tab", "about:blank")
+
 
 def command(app: str, files: list[Path], home: Path, profile: Path) -> list[str]:
     """argv that starts `app` on `files` (office apps share one soffice process)."""

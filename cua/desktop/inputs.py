@@ -27,23 +27,23 @@ class Executor:
     def run(self, action: Action) -> None:
         match action:
             case Click(x=x, y=y):
-                self._xdotool("mousemove", "--sync", x, y, "click", "1")
+                self._xdotool("mousemove", x, y, "click", "1")
             case LeftDouble(x=x, y=y):
-                self._xdotool("mousemove", "--sync", x, y, "click", "--repeat", "2",
+                self._xdotool("mousemove", x, y, "click", "--repeat", "2",
                               "--delay", "60", "1")
             case RightSingle(x=x, y=y):
-                self._xdotool("mousemove", "--sync", x, y, "click", "3")
+                self._xdotool("mousemove", x, y, "click", "3")
             case Drag(x1=x1, y1=y1, x2=x2, y2=y2):
-                self._xdotool("mousemove", "--sync", x1, y1, "mousedown", "1", "sleep", "0.05",
-                              "mousemove", "--sync", (x1 + x2) // 2, (y1 + y2) // 2,
-                              "sleep", "0.05", "mousemove", "--sync", x2, y2, "sleep", "0.05",
+                self._xdotool("mousemove", x1, y1, "mousedown", "1", "sleep", "0.05",
+                              "mousemove", (x1 + x2) // 2, (y1 + y2) // 2,
+                              "sleep", "0.05", "mousemove", x2, y2, "sleep", "0.05",
                               "mouseup", "1")
             case Hotkey(keys=keys):
                 self._keys("+".join(KEYSYMS[k] for k in keys))
             case Type(content=content):
                 self._type(content)
             case Scroll(x=x, y=y, direction=direction):
-                move = ["mousemove", "--sync", x, y] if x is not None and y is not None else []
+                move = ["mousemove", x, y] if x is not None and y is not None else []
                 self._xdotool(*move, "click", "--repeat", str(SCROLL_CLICKS), "--delay", "20",
                               SCROLL_BUTTONS[direction])
             case Wait():

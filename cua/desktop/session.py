@@ -195,7 +195,9 @@ class Session:
         while True:
             windows = self.x.windows()
             ours = [w for w in windows if wm_class in w.wm_class.lower()]
-            if ours and all(any(name in w.title for w in windows) for name in wanted):
+            loading = app == "browser" and files and all(
+                w.title.startswith(apps.BROWSER_BLANK_TITLES) for w in ours)
+            if ours and not loading and all(any(n in w.title for w in windows) for n in wanted):
                 return
             if time.monotonic() > deadline:
                 titles = "; ".join(w.title for w in windows) or "none"
