@@ -15,6 +15,7 @@ from cua.actions import Click, Hotkey, Type
 from cua.desktop import procs, registry
 from cua.envspec import EnvSpec
 from cua.samples import make_document, make_presentation, make_workbook
+from cua.store import write_atomic
 
 SAMPLE_FOR = {"calc": make_workbook, "impress": make_presentation, "writer": make_document}
 SUFFIX = {"calc": ".xlsx", "impress": ".pptx", "writer": ".docx"}
@@ -107,7 +108,7 @@ def print_figures(figures: dict, console: Console) -> None:
 
 def bench_collect(desktop_counts: list[int], episodes: int, console: Console) -> dict:
     """Episodes/hour and steps/s of the scripted expert over generated workbooks, per number of
-    desktops running at once (the same plan each time)."""
+    desktops running at once (the same plan each time), and where a step's time goes."""
     from cua.collect import collect, new_run
     from cua.config import CollectRecipe
 
@@ -122,117 +123,46 @@ def bench_collect(desktop_counts: list[int], episodes: int, console: Console) ->
             start = time.perf_counter()
             outcomes = collect(store, recipe, console)
             wall = time.perf_counter() - start
-            records = store.episodes().values()
-            steps = sum(len(e.steps) for e in records)
-            figures[str(count)] = {"episodes": len(records), "steps": steps, "wall_s": wall,
-                                   "episodes_per_hour": len(records) / wall * 3600,
-                                   "steps_per_s": steps / wall, "outcomes": outcomes}
-    table = Table("desktops", "episodes", "episodes/hour", "steps/s", "succeeded",
+            records = list(store.episodes().values())
+            steps = [s for e in records for s in e.steps]
+            figures[str(count)] = {
+                "episodes": len(records), "steps": len(steps), "wall_s": wall,
+                "episodes_per_hour": len(records) / wall * 3600, "steps_per_s": len(steps) / wall,
+                "outcomes": outcomes, "step_s": _step_shares(steps, store, Path(tmp) / "persist")}
+    table = Table("desktops", "episodes", "episodes/hour", "steps/s", "step p50 (no model)",
+                  "act", "settle", "screenshot", "model", "persist",
                   title="cua bench collect: scripted expert on Calc")
     for count, row in figures.items():
+        share = row["step_s"]["share"]
         table.add_row(count, str(row["episodes"]), f"{row['episodes_per_hour']:.0f}",
-                      f"{row['steps_per_s']:.2f}", str(row["outcomes"]["success"]))
+                      f"{row['steps_per_s']:.2f}", f"{row['step_s']['overhead_p50']:.3f} s",
+                      *(f"{share[k]:.0%}" for k in ("act", "settle", "screenshot", "model",
+                                                    "persist")))
     console.print(table)
     console.print_json(data=figures)
     return figures
 
 
-# -- SFT: expansion and training figures -----------------------------------------------------------
-
-def bench_expand(run: Path, format_name: str, model: Path | None, repeat: int,
-                 console: Console) -> dict:
-    """Pure expansion samples/s on one core (each episode expanded once to warm the format's
-    image cache, then timed `repeat` times), the cost of the once-per-screenshot image work, and
-    the dataset's bytes on disk against the unique screenshots it uses."""
-    import base64
-
-    from cua.dataset import (build_dataset, encode_image, kept_episodes, student_format,
-                             text_counter, view_url)
-    from cua.expand import ExpandConfig, Images, expand_episode, screen_of
+def _step_shares(steps, store, scratch: Path) -> dict:
+    """Per step: act (execute minus settling), settle, screenshot (observe), model, persist
+    (writing its screenshot and record again into a scratch store)."""
     from cua.store import RunStore
 
-    store, config = RunStore(run), ExpandConfig(format=format_name)
-    fmt, count_text = student_format(config, model), text_counter(model)
-    episodes, _ = kept_episodes(store, config)
-    sizes = {s.screenshot: screen_of(e) for e in episodes for s in e.steps}
-    t0 = time.perf_counter()
-    screens = {digest: store.screen(digest) for digest in sizes}
-    read_s = time.perf_counter() - t0
-    resize_s = encode_s = 0.0
-    for digest, screen in sizes.items():
+    copy = RunStore(scratch / store.root.name)
+    parts = {"act": [], "settle": [], "screenshot": [], "model": [], "persist": []}
+    for step in steps:
+        settle = sum(r.settle.waited_s for r in step.results if r.settle)
+        parts["settle"].append(settle)
+        parts["act"].append(step.seconds.get("execute", 0.0) - settle)
+        parts["screenshot"].append(step.seconds.get("observe", 0.0))
+        parts["model"].append(step.seconds.get("model", 0.0))
         t0 = time.perf_counter()
-        url = view_url(fmt, screens[digest], screen)
-        t1 = time.perf_counter()
-        encode_image(base64.b64decode(url.split(",", 1)[1]))
-        resize_s, encode_s = resize_s + t1 - t0, encode_s + time.perf_counter() - t1
-    unique = len(screens)
-    samples, pure_s, images = 0, 0.0, Images()
-    for episode in episodes:
-        pngs = [screens[s.screenshot] for s in episode.steps]
-        list(expand_episode(episode, pngs, fmt, images, config.max_tokens, count_text))
-        t0 = time.perf_counter()
-        for _ in range(repeat):
-            samples += len(list(expand_episode(episode, pngs, fmt, images, config.max_tokens,
-                                               count_text)))
-        pure_s += time.perf_counter() - t0
-    with tempfile.TemporaryDirectory(prefix="cua-bench-") as tmp:
-        t0 = time.perf_counter()
-        manifest = build_dataset(store, Path(tmp) / "ds", config, model)
-        build_s = time.perf_counter() - t0
-    stats = manifest.stats
-    figures = {
-        "run": str(run), "format": format_name, "model": str(model) if model else None,
-        "trajectories": stats.trajectories, "samples": stats.samples, "unique_screenshots": unique,
-        "pure_expansion_samples_per_s": samples / pure_s if pure_s else 0.0,
-        "resize_png_ms_per_screenshot": resize_s / unique * 1000 if unique else 0.0,
-        "webp_ms_per_screenshot": encode_s / unique * 1000 if unique else 0.0,
-        "read_ms_per_screenshot": read_s / unique * 1000 if unique else 0.0,
-        "build_dataset_s": build_s, "build_samples_per_s": stats.samples / build_s,
-        "dataset_bytes": stats.dataset_bytes, "screenshot_bytes": stats.screenshot_bytes,
-        "dataset_over_screenshots": stats.dataset_bytes / max(stats.screenshot_bytes, 1),
-        "image_bytes": stats.image_bytes,
-    }
-    table = Table("figure", "value", title=f"cua bench expand: {run.name} as {format_name}")
-    table.add_row("pure expansion (one core)",
-                  f"{figures['pure_expansion_samples_per_s']:,.0f} samples/s")
-    table.add_row("resize + PNG (the format's view), once per screenshot",
-                  f"{figures['resize_png_ms_per_screenshot']:.1f} ms")
-    table.add_row("lossless WebP for storage, once per screenshot",
-                  f"{figures['webp_ms_per_screenshot']:.1f} ms")
-    table.add_row("whole build (read, images, expansion, parquet)",
-                  f"{build_s:.1f} s · {figures['build_samples_per_s']:.1f} samples/s")
-    table.add_row("dataset on disk / unique screenshots",
-                  f"{stats.dataset_bytes / 2**20:.2f} MiB / {stats.screenshot_bytes / 2**20:.2f} "
-                  f"MiB = {figures['dataset_over_screenshots']:.3f}x")
-    console.print(table)
-    console.print_json(data=figures)
-    return figures
-
-
-def bench_sft(run: Path, recipe_path: Path, steps: int, console: Console) -> dict:
-    """Tokens/s and peak memory of an SFT recipe (the tiny one on the CPU) for `steps` steps,
-    with a fresh model dir and dataset in a temporary folder."""
-    from cua.config import load_recipe
-    from cua.train import SFTRecipe, train
-
-    with tempfile.TemporaryDirectory(prefix="cua-bench-") as tmp:
-        recipe = load_recipe(recipe_path, [
-            f"run={run}", f"output_dir={tmp}/out", f"model={tmp}/model", f"max_steps={steps}",
-            f"save_steps={steps * 10}"], kind=SFTRecipe)
-        rates: list[float] = []
-        result = train(recipe, lambda e: e["tokens_per_s"] and rates.append(e["tokens_per_s"]))
-    figures = {"recipe": str(recipe_path), "steps": result.steps, "tokens": result.tokens,
-               "seconds": result.seconds, "tokens_per_s": result.tokens_per_s,
-               "tokens_per_s_median_step": statistics.median(rates) if rates else None,
-               "peak_memory_mb": result.peak_memory_mb, "first_loss": result.losses[0],
-               "last_loss": result.losses[-1]}
-    table = Table("figure", "value", title=f"cua bench sft: {recipe.name}")
-    table.add_row("tokens/s (whole run)", f"{result.tokens_per_s:,.0f}")
-    if rates:
-        table.add_row("tokens/s (median step)", f"{figures['tokens_per_s_median_step']:,.0f}")
-    table.add_row("peak memory", f"{result.peak_memory_mb:,.0f} MB")
-    table.add_row("loss", f"{result.losses[0]:.3f} -> {result.losses[-1]:.3f} "
-                  f"in {result.steps} steps")
-    console.print(table)
-    console.print_json(data=figures)
-    return figures
+        copy.put_screen(store.screen(step.screenshot))
+        write_atomic(scratch / "step.json", step.model_dump_json().encode())
+        parts["persist"].append(time.perf_counter() - t0)
+    totals = {k: sum(v) for k, v in parts.items()}
+    overall = sum(totals.values()) or 1.0
+    overhead = [sum(parts[k][i] for k in parts if k != "model") for i in range(len(steps))]
+    return {"share": {k: v / overall for k, v in totals.items()},
+            "overhead_p50": statistics.median(overhead) if overhead else 0.0,
+            "overhead_p95": percentiles(overhead).get("p95", 0.0)}
