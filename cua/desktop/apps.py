@@ -85,6 +85,8 @@ def _registry(env: EnvSpec) -> str:
         _item("/org.openoffice.Office.Common/Save/Document", "WarnAlienFormat",
               flag(env.dialogs.keep_format == "show")),
         _item("/org.openoffice.Office.Common/Security/Scripting", "MacroSecurityLevel", "3"),
+        _item("/org.openoffice.Office.Common/Security/Scripting", "DisableMacrosExecution",
+              "true"),
         _item("/org.openoffice.Office.Calc/Input", "AutoInput", flag(env.office.autocomplete)),
         _item("/org.openoffice.Office.Common/AutoCorrect", "UseReplacementTable",
               flag(env.office.autocorrect)),
