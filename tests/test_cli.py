@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import openpyxl
 from PIL import Image
 
 from cua.desktop import procs

@@ -448,7 +448,7 @@ def test_evaluate_never_raises(task_dir, tmp_path, shared_content):
 
 
 def test_evaluate_and_averages_and_stops_at_the_first_zero(tmp_path):
-    gold = docx(tmp_path / "gold.docx", ["Hello world"])
+    docx(tmp_path / "gold.docx", ["Hello world"])
     near = docx(tmp_path / "near.docx", ["Hello word"])
     fetch = desktop({"/home/user/a.docx": Path(near)})
     calls = {"func": ["compare_docx_files", "check_include_exclude", "compare_docx_files"],

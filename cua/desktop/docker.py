@@ -10,7 +10,6 @@ import os
 import secrets
 import time
 
-import httpx
 
 from cua.desktop import registry
 from cua.desktop.client import Desktop, DesktopError
@@ -104,11 +103,7 @@ class DockerBackend:
     def stop(self, desktop_id: str) -> None:
         """Ask the server to shut down (best effort), then remove the container for good."""
         record = registry.load(desktop_id)
-        try:
-            httpx.post(f"{record.base_url}/shutdown", timeout=15,
-                       headers={"Authorization": f"Bearer {record.token}"})
-        except httpx.HTTPError:
-            pass  # already dead: the removal below still cleans up
+        registry.request_shutdown(record)
         try:
             client().containers.get(record.container or f"cua-desktop-{desktop_id}").remove(
                 force=True)

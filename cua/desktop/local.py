@@ -13,7 +13,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 
 from cua.desktop import procs, registry
 from cua.desktop.client import Desktop, DesktopError
@@ -59,11 +58,7 @@ class LocalBackend:
     def stop(self, desktop_id: str) -> None:
         """Ask the server to shut down, then make sure every process and file is gone."""
         record = registry.load(desktop_id)
-        try:
-            httpx.post(f"{record.base_url}/shutdown", timeout=15,
-                       headers={"Authorization": f"Bearer {record.token}"})
-        except httpx.HTTPError:
-            pass  # already dead: the sweep below still cleans up
+        registry.request_shutdown(record)
         deadline = time.monotonic() + 5
         while record.pid and procs.alive(record.pid) and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Literal, Protocol
 
+import httpx
 from pydantic import BaseModel
 
 from cua.desktop.client import Desktop, DesktopError
@@ -70,6 +71,15 @@ def backend(name: str, **options) -> Backend:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     module, cls = BACKENDS[name].split(":")
     return getattr(importlib.import_module(module), cls)(**options)
+
+
+def request_shutdown(record: DesktopRecord) -> None:
+    """Ask a desktop's server to stop its apps and exit (best effort: it may be dead already)."""
+    try:
+        httpx.post(f"{record.base_url}/shutdown", timeout=15,
+                   headers={"Authorization": f"Bearer {record.token}"})
+    except httpx.HTTPError:
+        pass
 
 
 def attach(desktop_id: str) -> Desktop:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from cua.actions import Action, ActionError, validate
+from cua.actions import Action, validate
 from cua.content import check_content, content_kind
 from cua.desktop import apps, procs
 from cua.desktop.inputs import Executor

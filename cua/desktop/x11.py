@@ -40,7 +40,7 @@ class XStack:
     def start(self, screen: Screen, display: str | None = None) -> None:
         """Start Xvfb (on `display`, or the first free one), then the window manager and bus."""
         self.display = display or None
-        xvfb_args = [f"-screen", "0", f"{screen.width}x{screen.height}x{screen.depth}",
+        xvfb_args = ["-screen", "0", f"{screen.width}x{screen.height}x{screen.depth}",
                      "-nolisten", "tcp", "-noreset", "+extension", "RANDR", "-extension", "GLX"]
         if self.display:
             self.procs.append(self._spawn(["Xvfb", self.display, *xvfb_args]))
