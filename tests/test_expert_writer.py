@@ -139,3 +139,13 @@ def test_family_succeeds_on_a_live_desktop(family_name, file, local_desktop, sha
     task, result = run_family(local_desktop, BY_NAME[family_name], source(shared_content, file),
                               tmp_path)
     assert result.passed, f"{task.instruction}\n{result.detail}"
+
+
+def test_append_paragraph_refuses_a_document_that_ends_with_a_table(tmp_path):
+    import random
+
+    from cua.expert.writer import AppendParagraph
+    from cua.samples import make_document
+
+    memo = make_document(tmp_path / "memo.docx")  # its last block is a table
+    assert AppendParagraph().propose(memo, random.Random(0)) is None

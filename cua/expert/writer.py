@@ -132,10 +132,21 @@ def _last_text(document) -> str | None:
     return texts[-1] if texts else None
 
 
+def _blocks(document) -> list:
+    """The body's paragraphs and tables in order (the section properties left out)."""
+    return [child for child in document.element.body.iterchildren()
+            if child.tag != f"{_W}sectPr"]
+
+
 def _starts_with_table(document) -> bool:
-    body = document.element.body
-    first = next((child for child in body.iterchildren() if child.tag != f"{_W}sectPr"), None)
-    return first is not None and first.tag == f"{_W}tbl"
+    blocks = _blocks(document)
+    return bool(blocks) and blocks[0].tag == f"{_W}tbl"
+
+
+def _ends_with_table(document) -> bool:
+    """Ctrl+End lands in the last table's last cell: Enter there adds to the cell, not the body."""
+    blocks = _blocks(document)
+    return bool(blocks) and blocks[-1].tag == f"{_W}tbl"
 
 
 # -- families --------------------------------------------------------------------------------------
@@ -149,7 +160,7 @@ class AppendParagraph(Family):
 
     def propose(self, path: Path, rng: random.Random) -> Task | None:
         document, texts = _readable(path)
-        if document is None or _last_text(document) is None:
+        if document is None or _last_text(document) is None or _ends_with_table(document):
             return None
         fresh = [s for s in CLOSING_SENTENCES if count_substring(texts, s) == 0]
         if not fresh:
@@ -171,6 +182,8 @@ class AppendParagraph(Family):
         last = _last_text(document)
         if last is None:
             return Verdict(feasible=False, reason="the document has no text to append after")
+        if _ends_with_table(document):
+            return Verdict(feasible=False, reason="the document ends with a table")
         if count_substring(texts, task.params["text"]):
             return Verdict(feasible=False, reason="the sentence is already in the document")
         if last != task.params["previous_last"]:
