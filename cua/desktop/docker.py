@@ -91,9 +91,9 @@ class DockerBackend:
         except BaseException as exc:
             logs = _logs(container)
             try:
-                container.remove(force=True)
+                _remove(container)
             except DockerException:
-                pass
+                pass  # the error being raised says more than a failed clean-up
             registry.forget(desktop_id)
             if isinstance(exc, DesktopError) and logs:
                 raise DesktopError("backend", f"{exc}; the container's log:\n{logs}") from None
@@ -105,8 +105,8 @@ class DockerBackend:
         record = registry.load(desktop_id)
         registry.request_shutdown(record)
         try:
-            client().containers.get(record.container or f"cua-desktop-{desktop_id}").remove(
-                force=True)
+            container = client().containers.get(record.container or f"cua-desktop-{desktop_id}")
+            _remove(container)
         except NotFound:
             pass
         registry.forget(desktop_id)
@@ -127,6 +127,21 @@ class DockerBackend:
                     raise DesktopError("backend", f"desktop {desktop.id} did not answer at "
                                        f"{desktop.base_url} within {self.start_timeout_s:.0f} s"
                                        ) from None
+
+
+def _remove(container, attempts: int = 5) -> None:
+    """Force-remove a container. The server exits after /shutdown, and podman refuses a removal
+    that races with the container stopping by itself ("container state improper"): retry."""
+    for attempt in range(attempts):
+        try:
+            container.remove(force=True)
+            return
+        except NotFound:
+            return
+        except DockerException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
 
 
 def _host_port(container, timeout_s: float = 10.0) -> int:
