@@ -76,6 +76,19 @@ def local_desktop():
     desktop.close()
 
 
+@pytest.fixture(scope="session")
+def tiny_server(tmp_path_factory):
+    """`transformers serve` of cua's tiny Qwen2.5-VL on 127.0.0.1 (its replies are gibberish)."""
+    pytest.importorskip("transformers", reason="needs the train extra (pip install -e '.[train]')")
+    from cua.serve import TransformersServer
+    from cua.tinymodel import build_tiny_model
+
+    folder = tmp_path_factory.mktemp("tiny")
+    server = TransformersServer(build_tiny_model(folder / "model"), folder / "serve.log").start()
+    yield server
+    server.stop()
+
+
 def wait_for_change(desktop, remote: str, before: bytes, timeout_s: float = 30.0) -> bytes:
     """Poll a file on the desktop until its bytes differ from `before` (a save finished)."""
     previous = before

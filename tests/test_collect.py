@@ -56,18 +56,6 @@ def test_scripted_expert_on_real_content(tmp_path, shared_content):
     assert {e.content.name for e in episodes.values()} >= {Path(f).name for f in REAL_FILES}
 
 
-@pytest.fixture(scope="module")
-def tiny_server(tmp_path_factory):
-    pytest.importorskip("transformers", reason="needs the train extra (pip install -e '.[train]')")
-    from cua.serve import TransformersServer
-    from cua.tinymodel import build_tiny_model
-
-    folder = tmp_path_factory.mktemp("tiny")
-    server = TransformersServer(build_tiny_model(folder / "model"), folder / "serve.log").start()
-    yield server
-    server.stop()
-
-
 def test_vlm_executor_gibberish_is_recorded_as_parse_failures(tmp_path, tiny_server):
     executor = {"name": tiny_server.model, "base_url": tiny_server.base_url, "max_tokens": 40}
     store, counts = run(make_recipe(tmp_path, roles={"executor": executor}, parse_error_budget=2))

@@ -219,18 +219,6 @@ def test_first_difference_is_a_json_path():
     assert first_difference({"a": 1}, {"a": 1, "b": 2}) == "$.b"
 
 
-@pytest.fixture(scope="module")
-def tiny_server(tmp_path_factory):
-    pytest.importorskip("transformers", reason="needs the train extra (pip install -e '.[train]')")
-    from cua.serve import TransformersServer
-    from cua.tinymodel import build_tiny_model
-
-    folder = tmp_path_factory.mktemp("tiny")
-    server = TransformersServer(build_tiny_model(folder / "model"), folder / "serve.log").start()
-    yield server
-    server.stop()
-
-
 def test_render_equals_the_request_a_model_rollout_sent(tmp_path, tiny_server):
     executor = {"name": tiny_server.model, "base_url": tiny_server.base_url, "max_tokens": 40}
     store = collect_run(tmp_path, tasks_per_content=1, parse_error_budget=3,
