@@ -16,12 +16,18 @@ ENV_FOR_APP = {"calc": "envs/calc.yaml", "impress": "envs/impress.yaml",
                "writer": "envs/writer.yaml"}
 
 
+def propose_task(family: Family, source: Path, seed: int = 0) -> Task:
+    """The family's task for `source` (a test failure when it proposes nothing)."""
+    task = family.propose(source, random.Random(seed))
+    assert task is not None, f"{family.name} proposed nothing for {source.name}"
+    return task
+
+
 def run_family(desktop, family: Family, source: Path, tmp: Path, seed: int = 0
                ) -> tuple[Task, CheckResult]:
     """Propose on `source`, judge, reset the desktop with a copy, run the plan, save (answering
     the Keep-format dialog), download the saved file and check it."""
-    task = family.propose(source, random.Random(seed))
-    assert task is not None, f"{family.name} proposed nothing for {source.name}"
+    task = propose_task(family, source, seed)
     verdict = family.judge(task, source)
     assert verdict.feasible, verdict.reason
     work = tmp / source.name

@@ -13,7 +13,7 @@ from openpyxl.styles import Font
 
 from cua.actions import to_call, validate
 from cua.expert.calc import FAMILIES
-from tests.expert_harness import run_family
+from tests.expert_harness import propose_task, run_family
 
 BY_NAME = {family.name: family for family in FAMILIES}
 
@@ -39,9 +39,7 @@ def source(shared_content, name):
 
 
 def propose(family_name, path, seed=0):
-    task = BY_NAME[family_name].propose(path, random.Random(seed))
-    assert task is not None, f"{family_name} proposed nothing for {path.name}"
-    return task
+    return propose_task(BY_NAME[family_name], path, seed)
 
 
 def test_at_least_six_distinct_families():

@@ -10,7 +10,7 @@ import pytest
 
 from cua.actions import Finished, Hotkey, to_call, validate
 from cua.expert.impress import FAMILIES, slide_title
-from tests.expert_harness import run_family
+from tests.expert_harness import propose_task, run_family
 
 BY_NAME = {family.name: family for family in FAMILIES}
 MALONEY = "au.asn.aes.www_conferences_2011_presentations_Fri_20Room4Level4_20930_20Maloney.pptx"
@@ -31,9 +31,7 @@ def source(shared_content, name):
 
 
 def propose(family_name, path, seed=0):
-    task = BY_NAME[family_name].propose(path, random.Random(seed))
-    assert task is not None, f"{family_name} proposed nothing for {path.name}"
-    return task
+    return propose_task(BY_NAME[family_name], path, seed)
 
 
 def test_three_distinct_impress_families():
