@@ -326,3 +326,153 @@ def bench_sft_cmd(
     figures = bench_sft(run, recipe, steps, console)
     if out:
         out.write_text(json.dumps(figures, indent=1))
+
+
+# -- evaluation -------------------------------------------------------------------------------------
+
+eval_app = typer.Typer(help="OSWorld-style evaluation on live desktops.")
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.callback(invoke_without_command=True)
+def eval_cmd(
+    ctx: typer.Context,
+    recipe: Path | None = typer.Option(None, help="eval recipe YAML (flags below override it)"),
+    tasks: list[Path] = typer.Option([], help="task files or folders (OSWorld JSON)"),
+    domains: str | None = typer.Option(None, help="comma-separated domains, e.g. "
+                                       "libreoffice_calc,libreoffice_impress"),
+    model: str | None = typer.Option(None, help="served model name, or 'scripted' for the expert"),
+    base_url: str | None = typer.Option(None, help="OpenAI-compatible endpoint, e.g. "
+                                        "http://gpu-host:8000/v1"),
+    agent_format: str | None = typer.Option(None, help="uitars-1.5 (default) or uitars-1.0"),
+    processor: Path | None = typer.Option(None, help="student model dir: its image processor's "
+                                          "pixel bounds"),
+    out: Path | None = typer.Option(None, help="results folder (default: results)"),
+    workers: int | None = typer.Option(None, help="desktops in parallel"),
+    max_steps: int | None = typer.Option(None, help="steps per task"),
+    set_: list[str] = typer.Option([], "--set", help="override a recipe field: key.path=value"),
+) -> None:
+    """Run an agent on task configs, score each with its evaluator, print a summary per domain.
+    Running the same command again resumes (tasks with a result.txt are kept)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from cua.config import apply_overrides, load_recipe
+    from cua.evaluate.runner import EvalRecipe, run_eval, select_tasks
+
+    flags = {"tasks": [str(t) for t in tasks] or None, "out": out and str(out),
+             "agent_format": agent_format, "workers": workers, "max_steps": max_steps,
+             "domains": domains.split(",") if domains else None}
+    try:
+        data = load_recipe(recipe, kind=EvalRecipe).model_dump(mode="json") if recipe else {}
+        data.update({k: v for k, v in flags.items() if v is not None})
+        if model is not None or base_url is not None:
+            data["model"] = {**data.get("model", {}), **({"name": model} if model else {}),
+                             **({"base_url": base_url} if base_url else {})}
+        if processor is not None:
+            from cua.dataset import processor_bounds
+            data["agent_format_options"] = {**data.get("agent_format_options", {}),
+                                            **processor_bounds(processor)}
+        spec = EvalRecipe.model_validate(apply_overrides(data, set_))
+        chosen, unsupported = select_tasks(spec)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    _print_unsupported(unsupported)
+    if not chosen:
+        _fail("no task to run")
+    console.print(f"{len(chosen)} tasks · results in {spec.results_root()}")
+    store, rows = run_eval(spec, chosen, console)
+    table = Table("domain", "tasks", "done", "success rate", "avg steps", "avg time (s)", "errors",
+                  title=f"cua eval: {spec.model.name} ({spec.agent_format})")
+    for row in rows:
+        table.add_row(row.domain, str(row.tasks), str(row.done), f"{row.success_rate:.1%}",
+                      f"{row.avg_steps:.1f}", f"{row.avg_seconds:.1f}", str(row.errors))
+    console.print(table)
+    from cua.view import write_report
+    console.print(f"report: {write_report(store)} (open it in a browser)")
+
+
+def _print_unsupported(unsupported: dict[str, str]) -> None:
+    if unsupported:
+        table = Table("task", "why it is not run", title=f"{len(unsupported)} tasks not run")
+        for key, reason in unsupported.items():
+            table.add_row(key, reason)
+        console.print(table)
+
+
+@eval_app.command("check")
+def eval_check_cmd(
+    tasks: list[Path] = typer.Argument(..., help="task files or folders"),
+    out: Path = typer.Option(Path("results/check"), help="where the gold results and the "
+                             "scored files go"),
+    workers: int = typer.Option(1, help="desktops in parallel"),
+    backend: str = typer.Option("local", help="local or docker"),
+) -> None:
+    """Every task must fail in its initial state and pass with its gold result."""
+    from cua.evaluate.check import check_tasks
+    from cua.evaluate.taskconfig import load_tasks
+
+    chosen, unsupported = load_tasks(tasks)
+    _print_unsupported(unsupported)
+    if not chosen:
+        _fail("no task to check")
+    with console.status(f"checking {len(chosen)} tasks…") as status:
+        done = []
+
+        def progress(row) -> None:
+            done.append(row)
+            status.update(f"checked {len(done)}/{len(chosen)}: {row.id} "
+                          f"{'ok' if row.ok else 'FAILED'}")
+        rows = check_tasks(chosen, out, backend, workers, progress)
+    table = Table("task", "domain", "initial", "gold", "verdict", title="cua eval check")
+    for row in rows:
+        score = lambda v: "-" if v is None else f"{v:g}"  # noqa: E731
+        table.add_row(row.id, row.domain, score(row.initial_score),
+                      f"{score(row.gold_score)} ({row.gold or 'none'})",
+                      "[green]ok[/green]" if row.ok else f"[red]{row.problem}[/red]")
+    console.print(table)
+    failed = sum(not r.ok for r in rows) + len(unsupported)
+    if failed:
+        _fail(f"{failed} of {len(rows) + len(unsupported)} tasks fail the check")
+    console.print(f"[green]all {len(rows)} tasks are solvable and not already solved[/green]")
+
+
+@eval_app.command("make")
+def eval_make_cmd(
+    content: list[Path] = typer.Argument(..., help="documents or folders of them"),
+    out: Path = typer.Option(..., help="task set folder (one sub-folder per domain)"),
+    family: list[str] = typer.Option([], help="template families to draw from (default: all)"),
+    per_file: int = typer.Option(1, help="tasks per document"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Write OSWorld task files from documents with the scripted expert's template families."""
+    from cua.evaluate.make import make_tasks
+
+    files = sorted(p for c in content for p in ([c] if c.is_file() else c.iterdir())
+                   if p.is_file() and not p.name.startswith("."))
+    written, skipped = make_tasks(files, out, family, per_file, seed)
+    for source, reason in skipped.items():
+        console.print(f"[dim]skipped {source}: {reason}[/dim]", highlight=False)
+    console.print(f"{len(written)} tasks in {out}")
+
+
+@app.command("loop")
+def loop_cmd(
+    recipe: Path = typer.Option(Path("recipes/demo-loop.yaml"), help="loop recipe YAML"),
+    set_: list[str] = typer.Option([], "--set", help="override a recipe field: key.path=value"),
+) -> None:
+    """Collect → expand → SFT → serve → eval on held-out tasks, untrained against trained."""
+    from cua.config import load_recipe
+    from cua.loop import LoopRecipe, run_loop
+
+    try:
+        spec = load_recipe(recipe, set_, kind=LoopRecipe)
+    except ValueError as exc:
+        _fail(str(exc))
+    result = run_loop(spec, console)
+    table = Table("student", "held-out tasks", "success rate", title="cua loop")
+    table.add_row("untrained", str(result.eval_tasks), f"{result.success_untrained:.0%}")
+    table.add_row(f"trained ({result.train_steps} steps, loss {result.final_loss:.3f})",
+                  str(result.eval_tasks), f"{result.success_trained:.0%}")
+    console.print(table)
+    console.print(f"collect {result.collect} · "
+                  + " · ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()))

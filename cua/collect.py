@@ -67,7 +67,7 @@ def new_run(recipe: CollectRecipe) -> RunStore:
             rejected[path.name] = exc.reason
     envs = {name: load_env(name) for name in recipe.envs}
     store.create(RunManifest(run_id=store.root.name, created=time.time(),
-                             recipe=recipe.model_dump(mode="json"), versions=_versions(),
+                             recipe=recipe.model_dump(mode="json"), versions=package_versions(),
                              envs={e.name: e for e in envs.values()}, content=refs,
                              rejected_content=rejected))
     return store
@@ -93,7 +93,7 @@ def _content_sources(recipe: CollectRecipe, folder: Path) -> list[Path]:
     return [p.expanduser() for p in source.files]
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
     found = {"cua": version("cua"), "python": platform.python_version()}
     for package in ("openai", "pydantic", "openpyxl", "python-pptx", "python-docx"):
         found[package] = version(package)
@@ -123,7 +123,8 @@ class Worker:
         models = {role: recipe.role_model(role) for role in ("goal", "judge", "executor")}
         self.scripted = {role: m.scripted for role, m in models.items()}
         chat = {role: ChatModel(m) for role, m in models.items() if not m.scripted}
-        self.goal_generator = (ScriptedGoalGenerator(recipe.seed) if self.scripted["goal"]
+        self.goal_generator = (ScriptedGoalGenerator(recipe.seed, recipe.families)
+                               if self.scripted["goal"]
                                else ModelGoalGenerator(chat["goal"]))
         self.judge = ScriptedJudge() if self.scripted["judge"] else ModelJudge(chat["judge"])
         self.executor = (ScriptedExecutor(self.format) if self.scripted["executor"]
@@ -209,23 +210,15 @@ class Worker:
         return check, "success" if check.passed else "failure"
 
 
-def save_and_fetch(desktop, name: str, quiet_s: float = 1.0, timeout_s: float = 20.0) -> bytes:
-    """ctrl+s on the document's window (keeping its format), then its bytes once they have not
-    changed for `quiet_s` (LibreOffice may still be writing after the screen settles)."""
+def save_and_fetch(desktop, name: str) -> bytes:
+    """ctrl+s on the document's window (keeping its format), then its bytes once written."""
     window = next((w for w in desktop.windows() if w.title.startswith(name)), None)
     if window is not None:
         desktop.activate(window.id)
         desktop.execute([Hotkey(keys=["ctrl", "s"])])
         if any(w.title == KEEP_FORMAT_DIALOG for w in desktop.windows()):
             desktop.execute([Hotkey(keys=["enter"])])
-    deadline = time.monotonic() + timeout_s
-    data, since = desktop.download(name), time.monotonic()
-    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
-        time.sleep(0.25)
-        latest = desktop.download(name)
-        if latest != data:
-            data, since = latest, time.monotonic()
-    return data
+    return desktop.download_settled(name)
 
 
 # -- running units on a pool of desktops -----------------------------------------------------------

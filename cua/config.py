@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cua.models import ModelConfig
 
@@ -48,6 +48,8 @@ class CollectRecipe(Strict):
     content: ContentSource
     envs: list[str] = Field(min_length=1)    # env names (envs/NAME.yaml) or paths
     tasks_per_content: int = Field(3, ge=1)
+    families: list[str] = []                 # template families the scripted goal generator
+                                             # proposes from (calc.bold_header, …); empty: all
     model: ModelConfig = ModelConfig()
     roles: Roles = Roles()
     agent_format: str = "uitars-1.5"
@@ -58,6 +60,25 @@ class CollectRecipe(Strict):
     backend: str = "local"
     ray: RayConfig | None = None
     seed: int = 0
+
+    @field_validator("families")
+    @classmethod
+    def _known_families(cls, names: list[str]) -> list[str]:
+        from cua.expert import families
+
+        known = families()
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"unknown template families {', '.join(unknown)} "
+                             f"(known: {', '.join(sorted(known))})")
+        return names
+
+    @model_validator(mode="after")
+    def _families_need_scripted_goals(self) -> CollectRecipe:
+        if self.families and not self.role_model("goal").scripted:
+            raise ValueError("families only apply to the scripted goal generator, but the goal "
+                             f"role is played by {self.role_model('goal').name!r}")
+        return self
 
     def role_model(self, role: str) -> ModelConfig:
         return getattr(self.roles, role) or self.model

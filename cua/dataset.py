@@ -75,14 +75,15 @@ def student_format(config: ExpandConfig, model: Path | None = None) -> AgentForm
     """The format with the recipe's options, and the model dir's processor bounds when given."""
     options = dict(config.format_options)
     if model is not None:
-        options.update(processor_options(_processor_config(Path(model))))
+        options.update(processor_bounds(Path(model)))
     return get_format(config.format, **options)
 
 
-def _processor_config(model: Path) -> dict[str, Any]:
+def processor_bounds(model: Path) -> dict[str, int]:
+    """The format options (factor, min_pixels, max_pixels) of a model dir's image processor."""
     for name in ("processor_config.json", "preprocessor_config.json"):
         if (model / name).exists():
-            return json.loads((model / name).read_text())
+            return processor_options(json.loads((model / name).read_text()))
     raise FileNotFoundError(f"{model} has no processor_config.json or preprocessor_config.json")
 
 

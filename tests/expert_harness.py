@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import random
 import shutil
+import tempfile
 from pathlib import Path
 
 from cua.actions import Hotkey
 from cua.envspec import load_env
+from cua.evaluate import EvalResult, Evaluator, evaluate
+from cua.evaluate.getters import getter_problem
+from cua.evaluate.metrics import metric_problem
 from cua.expert.base import Family
 from cua.tasks import CheckResult, Task
 from tests.conftest import wait_for_change
@@ -23,10 +27,29 @@ def propose_task(family: Family, source: Path, seed: int = 0) -> Task:
     return task
 
 
+def score(family: Family, task: Task, source: Path, data: bytes, tmp: Path) -> EvalResult:
+    """The family's evaluator for `task`, checked as a task file would be, scoring `data` as the
+    desktop's copy of `source` (which the evaluator names as the original, by file:// URL)."""
+    remote = f"/home/user/{source.name}"
+    config = family.evaluator(task, remote, source.resolve().as_uri())
+    calls = Evaluator.model_validate(config).calls()
+    problems = [metric_problem(call.func, call.options) for call in calls] + [
+        getter_problem(getter.config(), tmp) for call in calls
+        for getter in (call.result, call.expected) if getter is not None]
+    assert "postconfig" not in config and not any(problems), problems
+
+    def fetch(path: str) -> bytes:
+        assert path == remote, path
+        return data
+
+    return evaluate(config, fetch, tmp, tempfile.mkdtemp(dir=tmp))
+
+
 def run_family(desktop, family: Family, source: Path, tmp: Path, seed: int = 0
-               ) -> tuple[Task, CheckResult]:
+               ) -> tuple[Task, CheckResult, Path]:
     """Propose on `source`, judge, reset the desktop with a copy, run the plan, save (answering
-    the Keep-format dialog), download the saved file and check it."""
+    the Keep-format dialog), download the saved file and check it; the saved file comes back
+    too."""
     task = propose_task(family, source, seed)
     verdict = family.judge(task, source)
     assert verdict.feasible, verdict.reason
@@ -42,4 +65,4 @@ def run_family(desktop, family: Family, source: Path, tmp: Path, seed: int = 0
         desktop.execute([Hotkey(keys=["enter"])])
     saved = tmp / f"saved-{source.name}"
     saved.write_bytes(wait_for_change(desktop, work.name, before))
-    return task, family.check(task, saved)
+    return task, family.check(task, saved), saved

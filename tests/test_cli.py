@@ -44,3 +44,13 @@ def test_unknown_desktop_is_a_clear_error():
     result = cua("desktop", "shot", "nosuchid", check=False)
     assert result.returncode != 0
     assert "no desktop 'nosuchid'" in result.stdout + result.stderr
+
+
+def test_recipe_with_an_unknown_family_is_refused(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: r\nout: {tmp_path / 'runs'}\ncontent: {{generate: {{workbooks: 1}}}}"
+                      "\nenvs: [calc]\nfamilies: [calc.bold_header, calc.bold_everything]\n")
+    result = cua("collect", "--recipe", str(recipe), check=False)
+    assert result.returncode == 1
+    assert "unknown template families calc.bold_everything" in result.stdout + result.stderr
+    assert not (tmp_path / "runs").exists()  # refused before anything was made

@@ -34,6 +34,32 @@ def run(recipe: CollectRecipe) -> tuple[RunStore, dict[str, int]]:
     return store, collect(store, recipe)
 
 
+def test_scripted_goals_stay_within_the_recipe_families(tmp_path):
+    chosen = ["calc.bold_header", "calc.sort_range", "impress.delete_slide"]
+    recipe = make_recipe(tmp_path, content={"generate": {"workbooks": 3, "presentations": 2,
+                                                         "documents": 1, "seed": 7}},
+                         envs=["calc", "impress", "writer"], tasks_per_content=3,
+                         families=chosen)
+    store = new_run(recipe)
+    worker = Worker(recipe)  # the scripted goal generator needs no desktop
+    proposed = [t for unit in goal_units(store) for t in worker.goal(unit)[0].tasks]
+    assert {t.family for t in proposed} == set(chosen)  # the memo offers none of them: no task
+    assert all(t.content.startswith(("sales-", "review-")) for t in proposed)
+    assert len(proposed) == 3 * 2 + 2  # two families per workbook, one per deck
+    everything = Worker(make_recipe(tmp_path / "all", envs=["calc"], tasks_per_content=6))
+    (unit,) = goal_units(new_run(everything.recipe))
+    assert len({t.family for t in everything.goal(unit)[0].tasks}) > 2  # empty: all families
+
+
+def test_unknown_family_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"unknown template families calc\.nope \(known: "
+                                         r"calc\.bold_header, .*writer\.replace_word\)"):
+        make_recipe(Path("/nonexistent"), families=["calc.bold_header", "calc.nope"])
+    model = {"name": "m", "base_url": "http://127.0.0.1:9/v1"}
+    with pytest.raises(ValueError, match="only apply to the scripted goal generator"):
+        make_recipe(Path("/nonexistent"), families=["calc.bold_header"], model=model)
+
+
 def test_scripted_expert_on_real_content(tmp_path, shared_content):
     files = [str(shared_content / f) for f in REAL_FILES]
     files.append(str(shared_content / "corrupt" / "54764.xlsx"))

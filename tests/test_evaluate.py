@@ -474,4 +474,4 @@ def test_registries_name_what_is_supported():
             "activate_window"} == set(STEPS)
     assert {"vm_file", "cloud_file", "local_file", "rule"} == set(GETTERS)
     assert {"compare_table", "compare_pptx_files", "compare_docx_files", "check_include_exclude",
-            "exact_match"} == set(METRICS)
+            "exact_match", "check_slides", "check_paragraphs"} == set(METRICS)

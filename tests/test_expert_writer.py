@@ -1,6 +1,6 @@
 """Writer families of the scripted expert on real documents: live runs that must pass the
-checker, checkers that must fail on the untouched originals, and the judge refusing infeasible
-tasks."""
+checker and the evaluator, checkers and evaluators that must fail on the untouched originals, and
+the judge refusing infeasible tasks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from cua.actions import Finished, Hotkey, to_call, validate
 from cua.expert.writer import FAMILIES, count_word, story_texts
-from tests.expert_harness import propose_task, run_family
+from tests.expert_harness import propose_task, run_family, score
 
 BY_NAME = {family.name: family for family in FAMILIES}
 
@@ -80,6 +80,15 @@ def test_checker_fails_on_the_untouched_original(family_name, file, shared_conte
     assert not result.passed, result.detail
 
 
+@pytest.mark.parametrize("family_name,file", LIVE)
+def test_evaluator_fails_on_the_untouched_original(family_name, file, shared_content, tmp_path):
+    path = source(shared_content, file)
+    task = propose(family_name, path)
+    result = score(BY_NAME[family_name], task, path, path.read_bytes(), tmp_path)
+    assert result.score == 0 and result.error is None, result
+    assert result.details[-1].reason
+
+
 def test_propose_returns_none_without_a_target(shared_content):
     # lorem ipsum paragraphs are all long sentences: nothing reads like a heading
     assert BY_NAME["writer.heading"].propose(source(shared_content, "sample.docx"),
@@ -134,9 +143,11 @@ def test_judge_rejects_infeasible_replacements(shared_content, tmp_path):
 @pytest.mark.parametrize("family_name,file", LIVE)
 def test_family_succeeds_on_a_live_desktop(family_name, file, local_desktop, shared_content,
                                            tmp_path):
-    task, result = run_family(local_desktop, BY_NAME[family_name], source(shared_content, file),
-                              tmp_path)
+    family, path = BY_NAME[family_name], source(shared_content, file)
+    task, result, saved = run_family(local_desktop, family, path, tmp_path)
     assert result.passed, f"{task.instruction}\n{result.detail}"
+    evaluated = score(family, task, path, saved.read_bytes(), tmp_path)
+    assert evaluated.score == 1, f"{task.instruction}\n{evaluated}"
 
 
 def test_append_paragraph_refuses_a_document_that_ends_with_a_table(tmp_path):

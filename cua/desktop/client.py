@@ -38,9 +38,10 @@ class Desktop:
 
     # -- Gymnasium-style lifecycle ------------------------------------------------------------
 
-    def reset(self, env: EnvSpec, content: list[Path] = ()) -> ResetReport:
-        """Upload `content` to the desktop's home and bring it up with `env`'s apps on it."""
-        names = [self.upload(Path(path)) for path in content]
+    def reset(self, env: EnvSpec, content: list[Path] = (), files: list[str] = ()) -> ResetReport:
+        """Upload `content` to the desktop's home and bring it up with `env`'s apps on it and on
+        `files` (home-relative paths already on the desktop)."""
+        names = [self.upload(Path(path)) for path in content] + list(files)
         report = ResetReport.model_validate(self._call("POST", "/reset", json={
             "env": env.model_dump(mode="json"), "files": names}))
         self.spec = env
@@ -98,6 +99,18 @@ class Desktop:
         if local is not None:
             local.write_bytes(data.content)
         return data.content
+
+    def download_settled(self, remote: str, quiet_s: float = 1.0, timeout_s: float = 20.0) -> bytes:
+        """The file's bytes once they have not changed for `quiet_s` (an app may still be
+        writing it after the screen settles)."""
+        deadline = time.monotonic() + timeout_s
+        data, since = self.download(remote), time.monotonic()
+        while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+            time.sleep(0.25)
+            latest = self.download(remote)
+            if latest != data:
+                data, since = latest, time.monotonic()
+        return data
 
     def open(self, remote: str, app: str | None = None) -> list[WindowInfo]:
         body = {"path": remote, "app": app}

@@ -16,8 +16,10 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from cua.envspec import EnvSpec
 from cua.evaluate.getters import getter_problem, local_source
 from cua.evaluate.metrics import metric_problem
+from cua.evaluate.setup import Op, UnsupportedStep, env_for, plan_steps
 
 
 class _Open(BaseModel):
@@ -78,6 +80,8 @@ class Step(_Open):
     parameters: dict[str, Any] = Field(default_factory=dict)
 
     def params(self) -> BaseModel:
+        if self.type not in STEPS:
+            raise UnsupportedStep(f"step type {self.type!r} is not supported")
         return STEPS[self.type].model_validate(self.parameters)
 
 
@@ -137,8 +141,20 @@ class Evaluator(_Open):
         return [MetricCall(f, r, e, o or {}) for f, r, e, o in zip(self.func, results, expecteds, options)]
 
 
+class Solution(_Open):
+    """cua extension: the scripted-expert family instance that solves the task (its reference
+    solution, which `cua eval check` runs and `--agent scripted` plays)."""
+
+    family: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class TaskConfig(_Open):
-    """One OSWorld task; `task_file` is the JSON file it came from, when loaded from one."""
+    """One OSWorld task; `task_file` is the JSON file it came from, when loaded from one.
+
+    Two optional cua extensions: `solution` (see Solution) and `gold`, gold results shipped with
+    the task as {desktop path the evaluator reads: local file, relative to the task file}.
+    """
 
     id: str
     instruction: str
@@ -147,6 +163,8 @@ class TaskConfig(_Open):
     config: list[Step] = Field(default_factory=list)
     related_apps: list[str] = Field(default_factory=list)
     evaluator: Evaluator
+    solution: Solution | None = None
+    gold: dict[str, str] = Field(default_factory=dict)
     _task_file: Path | None = PrivateAttr(default=None)
 
     @property
@@ -158,41 +176,43 @@ class TaskConfig(_Open):
         """The folder relative paths in the task resolve against."""
         return self._task_file.parent if self._task_file else Path.cwd()
 
+    @property
+    def domain(self) -> str:
+        """OSWorld's domain: the name of the folder the task file is in."""
+        return self._task_file.parent.name if self._task_file else "tasks"
+
+    def local_file(self, ref: str) -> Path:
+        """The existing local file `ref` names (relative to the task file, or a file:// URL)."""
+        try:
+            path = local_source(ref, self.task_dir)
+        except ValueError as e:
+            raise UnsupportedStep(str(e)) from None
+        if not path.is_file():
+            raise UnsupportedStep(f"{ref} is not a local file")
+        return path
+
+    def setup_ops(self) -> list[Op]:
+        return plan_steps(self.config, self.local_file)
+
+    def postconfig_ops(self) -> list[Op]:
+        return plan_steps(self.evaluator.postconfig, self.local_file)
+
+    def env(self) -> EnvSpec:
+        return env_for(self.related_apps, self.setup_ops())
+
 
 # -- checking and loading --------------------------------------------------------------------------
-
-
-def step_problem(step: Step, task_dir: Path) -> str | None:
-    """Why `step` cannot run here, or None."""
-    if step.type not in STEPS:
-        return f"setup step type {step.type!r} is not supported"
-    try:
-        params = step.params()
-    except ValidationError as e:
-        return f"{step.type}: bad parameters ({_first_error(e)})"
-    if isinstance(params, DownloadParams):
-        sources = [f.url for f in params.files]
-    elif isinstance(params, UploadParams):
-        sources = [f.local_path for f in params.files]
-    else:
-        sources = []
-    for ref in sources:
-        try:
-            if not local_source(ref, task_dir).is_file():
-                return f"{step.type}: {ref} is not a local file"
-        except ValueError as e:
-            return f"{step.type}: {e}"
-    return None
 
 
 def task_problems(task: TaskConfig) -> list[str]:
     """Everything in `task` this package cannot run (empty when it is supported)."""
     problems = []
-    for where, steps in (("config", task.config), ("postconfig", task.evaluator.postconfig)):
-        for i, step in enumerate(steps):
-            problem = step_problem(step, task.task_dir)
-            if problem:
-                problems.append(f"{where}[{i}]: {problem}")
+    for where, plan in (("config", task.setup_ops), ("postconfig", task.postconfig_ops),
+                        ("env", task.env)):
+        try:
+            plan()
+        except UnsupportedStep as e:
+            problems.append(f"{where}{e}" if str(e).startswith("[") else f"{where}: {e}")
     for call in task.evaluator.calls():
         problem = metric_problem(call.func, call.options)
         if problem:
@@ -201,6 +221,11 @@ def task_problems(task: TaskConfig) -> list[str]:
             problem = getter and getter_problem(getter.config(), task.task_dir)
             if problem:
                 problems.append(f"{call.func} {role}: {problem}")
+    for remote, ref in task.gold.items():
+        try:
+            task.local_file(ref)
+        except UnsupportedStep as e:
+            problems.append(f"gold for {remote}: {e}")
     return problems
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from pathlib import Path
-from typing import ClassVar
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
@@ -44,3 +44,23 @@ class Family(ABC):
     @abstractmethod
     def check(self, task: Task, saved: Path) -> CheckResult:
         """Read the saved file and say whether the task was done."""
+
+    @abstractmethod
+    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+        """The task's OSWorld evaluator (func, conj, result, expected, options; the caller adds the
+        postconfig that saves): rules built from the task's params that score the document at
+        `remote` on the desktop, as `check` would, without a gold file. `original` is how the task
+        file names the untouched document (a path relative to it, or a file:// URL), for rules
+        that compare with it."""
+
+
+def result_file(remote: str) -> dict[str, Any]:
+    """The `vm_file` getter of the document at `remote` on the desktop, cached under its name."""
+    return {"type": "vm_file", "path": remote, "dest": PurePosixPath(remote).name}
+
+
+def rule_evaluator(func: str, remote: str, rules: dict[str, Any]) -> dict[str, Any]:
+    """An evaluator scoring the document at `remote` with the rule metric `func` (check_slides,
+    check_paragraphs) against `rules`."""
+    return {"func": func, "result": result_file(remote),
+            "expected": {"type": "rule", "rules": rules}}

@@ -33,7 +33,7 @@ import openpyxl
 from openpyxl.utils import get_column_letter, range_boundaries
 
 from cua.actions import Click, Hotkey, Type
-from cua.expert.base import ExpertStep, Family
+from cua.expert.base import ExpertStep, Family, result_file
 from cua.tasks import CheckResult, Task, Verdict
 
 # Fixed spots of the Calc window at 1920x1080 (default toolbars, maximised window).
@@ -46,6 +46,7 @@ SORT_OK = (1212, 783)               # Sort dialog OK button
 MAX_TABLE_ROWS = 400
 MAX_TABLE_COLS = 26
 MAX_SHEET_CELLS = 5000              # insert_column compares every constant cell of the sheet
+MAX_CELL_RULES = 200                # cells an evaluator checks in one way (spread evenly over more)
 SAFE_SHEET_NAME = re.compile(r"[A-Za-z0-9 _\-]{1,31}")
 
 
@@ -305,6 +306,52 @@ def find_table(wb, sheet: str, ref: str) -> Table | None:
     return None
 
 
+# -- evaluators ----------------------------------------------------------------------------------
+
+EMPTY = {"method": "eq", "ref": None}
+BOLD = {"method": "eq", "ref": True}
+NOT_BOLD = {"method": "ne", "ref": True}  # False, or None for an empty cell
+# `norm` writes dates as ISO text, while compare_table reads them as datetimes: no rule names them.
+ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d(T[\d:.]+)?|\d\d:\d\d:\d\d(\.\d+)?")
+
+
+def table_evaluator(remote: str, rules: list[dict]) -> dict:
+    """A compare_table evaluator of the workbook at `remote` (no expected workbook)."""
+    return {"func": "compare_table", "result": result_file(remote), "options": {"rules": rules}}
+
+
+def cell_rule(sheet: str, coordinate: str, **props: dict) -> dict:
+    """A check_cell rule on the result's sheet named `sheet`."""
+    return {"type": "check_cell", "sheet_idx": f"RN{sheet}", "coordinate": coordinate,
+            "props": props}
+
+
+def number_check(number: float) -> dict:
+    """Equal up to the last of `norm`'s 10 significant digits."""
+    return {"method": f"approx:{max(abs(number), 1.0) * 1e-9:.3g}", "ref": number}
+
+
+def header_check(text: str) -> dict:
+    """The header text, surrounding whitespace allowed (as the families strip it)."""
+    return {"method": "re", "ref": rf"^\s*{re.escape(text)}\s*$"}
+
+
+def value_check(value) -> dict | None:
+    """The rule a cell holding the `norm`ed `value` meets; None for a date, which no rule names."""
+    if isinstance(value, float):
+        return number_check(value)
+    if isinstance(value, str) and ISO_DATE.fullmatch(value):
+        return None
+    return {"method": "eq", "ref": value}
+
+
+def spread(items: list, n: int = MAX_CELL_RULES) -> list:
+    """At most `n` of `items`, evenly spread, the first and the last kept."""
+    if len(items) <= n:
+        return items
+    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
+
+
 class CalcFamily(Family):
     """Shared by the Calc families: task building, common preconditions, reading the task's
     sheet. Subclasses implement `_judge` for their own preconditions."""
@@ -438,6 +485,12 @@ class SumColumn(CalcFamily):
                                                     f"expected {p['expected']!r}")
         return CheckResult(passed=True, detail=f"{p['target']} = {formula} = {value}")
 
+    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+        """The target's value; that it is a formula is beyond compare_table's rules."""
+        p = task.params
+        return table_evaluator(remote, [cell_rule(p["sheet"], p["target"],
+                                                  value=number_check(p["expected"]))])
+
 
 class SortRange(CalcFamily):
     """Sort a table's rows by one numeric column with Data > Sort (header row kept on top)."""
@@ -551,6 +604,26 @@ class SortRange(CalcFamily):
                                                     f"{keys[:8]}…")
         return CheckResult(passed=True, detail=f"{len(body)} rows sorted by {p['header']}")
 
+    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+        """The headers, then the rows in sorted order: every cell of a small table, the key and
+        one more column of a big one. Rows whose key is tied may come in any order, so only
+        their keys are checked."""
+        p = task.params
+        left, top, _, _ = range_boundaries(p["range"])
+        key = p["key_index"]
+        rows = sorted(p["rows"], key=lambda row: row[key], reverse=p["descending"])
+        tied = {k for k, n in Counter(row[key] for row in rows).items() if n > 1}
+        width = len(p["headers"])
+        cols = range(width) if len(rows) * width <= MAX_CELL_RULES else (key, 1 if key == 0 else 0)
+        rules = [cell_rule(p["sheet"], addr(top, left + i), value=header_check(h))
+                 for i, h in enumerate(p["headers"])]
+        for r, row in enumerate(rows, top + 1):
+            for i in cols:
+                check = value_check(row[i])
+                if check and (i == key or row[key] not in tied):
+                    rules.append(cell_rule(p["sheet"], addr(r, left + i), value=check))
+        return table_evaluator(remote, rules)
+
 
 class BoldHeader(CalcFamily):
     """Make a table's header row bold."""
@@ -618,6 +691,18 @@ class BoldHeader(CalcFamily):
         if body != p["body_bold"]:
             return CheckResult(passed=False, detail=f"row {first_body} changed its boldness too")
         return CheckResult(passed=True, detail=f"{p['header_ref']} is bold")
+
+    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+        """Each header cell keeps its text and is bold; the first body row's cells that were not
+        bold are still not."""
+        p = task.params
+        left, top, right, _ = range_boundaries(p["header_ref"])
+        cols = range(left, right + 1)
+        rules = [cell_rule(p["sheet"], addr(top, c), value=header_check(h), font_bold=BOLD)
+                 for c, h in zip(cols, p["headers"])]
+        rules += [cell_rule(p["sheet"], addr(top + 1, c), font_bold=NOT_BOLD)
+                  for c, bold in zip(cols, p["body_bold"]) if not bold]
+        return table_evaluator(remote, rules)
 
 
 SHEET_NAMES = ["Summary", "Data", "Report", "Overview", "Archive", "Raw Data", "Figures",
@@ -690,6 +775,14 @@ class RenameSheet(CalcFamily):
         if names != expected:
             return CheckResult(passed=False, detail=f"sheets are {names}, expected {expected}")
         return CheckResult(passed=True, detail=f"'{p['sheet']}' is now '{p['new_name']}'")
+
+    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+        """The sheet with the new name holds the same data as the sheet at the renamed one's place.
+        The original's data is no reference (saving rebuilds pivot table outputs), and
+        compare_table has no rule that a name is gone."""
+        p = task.params
+        return table_evaluator(remote, [{"type": "sheet_data", "sheet_idx0": f"RN{p['new_name']}",
+                                         "sheet_idx1": f"RI{p['index']}"}])
 
 
 class InsertColumn(CalcFamily):
@@ -783,6 +876,21 @@ class InsertColumn(CalcFamily):
         return CheckResult(passed=True, detail=f"empty column {p['column']}, {len(original)} "
                                                "cells shifted as expected")
 
+    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+        """The new column is empty, and the constant cells of the table's header row and of the
+        columns beside the insertion and at the table's right end are where they belong."""
+        p = task.params
+        col = p["col"]
+        _, top, right, _ = range_boundaries(p["table"])
+        rows = range(1, max(r for r, _, _ in p["cells"]) + 1)
+        rules = [cell_rule(p["sheet"], addr(r, col), value=EMPTY) for r in spread(list(rows))]
+        watched = [(r, c, v) for r, c, v in p["cells"] if r == top or c in (col - 1, col, right)]
+        for r, c, value in spread(watched):
+            check = value_check(value)
+            if check:
+                rules.append(cell_rule(p["sheet"], addr(r, c + 1 if c >= col else c), value=check))
+        return table_evaluator(remote, rules)
+
 
 class FillSeries(CalcFamily):
     """Fill a free column beside a table with an arithmetic series (Sheet > Fill Cells > Fill
@@ -874,6 +982,18 @@ class FillSeries(CalcFamily):
                                                     f"{p['range']}")
         return CheckResult(passed=True, detail=f"{p['range']} = {want[0]}, {want[1]}, … "
                                                f"{want[-1]}")
+
+    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+        """Each cell of the range holds its term of the series; the cells just above and below
+        stay empty."""
+        p = task.params
+        first, col = p["first_row"], p["col"]
+        rules = [cell_rule(p["sheet"], addr(first + i, col),
+                           value=number_check(p["start"] + i * p["step"]))
+                 for i in range(p["count"])]
+        rules += [cell_rule(p["sheet"], addr(r, col), value=EMPTY)
+                  for r in (first - 1, first + p["count"])]
+        return table_evaluator(remote, rules)
 
 
 FAMILIES: list[Family] = [SumColumn(), SortRange(), BoldHeader(), RenameSheet(), InsertColumn(),

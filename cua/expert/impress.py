@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 
 import pptx
-from pptx.enum.shapes import PP_PLACEHOLDER
 
 from cua.actions import Click, Hotkey, Type
-from cua.expert.base import ExpertStep, Family
+from cua.evaluate.metrics.rules import clean, is_title, slide_texts, slide_title
+from cua.expert.base import ExpertStep, Family, rule_evaluator
 from cua.tasks import CheckResult, Task, Verdict
 
 # The grey margin left of the slide, inside the editing view, for every slide shape up to 16:9.
@@ -30,7 +30,6 @@ TITLE_CONTENT_LAYOUT = Click(x=632, y=206)  # "Title, Content" in the Slide > La
 SLIDE_MENU = Click(x=266, y=30)    # "Slide" in Impress's menu bar
 DELETE_SLIDE = Click(x=311, y=156)  # "Delete Slide" in the open Slide menu
 MAX_SLIDE = 20                     # plans step there with Page Down; keep them short
-TITLE_TYPES = (PP_PLACEHOLDER.TITLE, PP_PLACEHOLDER.CENTER_TITLE, PP_PLACEHOLDER.VERTICAL_TITLE)
 
 # Titles that Impress's autocorrect leaves as typed (capitalised words, no quotes or colons).
 NEW_TITLES = (
@@ -42,11 +41,6 @@ NEW_TITLES = (
 
 # -- reading decks ---------------------------------------------------------------------------------
 
-def clean(text: str | None) -> str:
-    """Text as a reader sees it: line breaks (vertical tabs too) as spaces, runs collapsed."""
-    return " ".join((text or "").replace("\x0b", " ").split())
-
-
 def _open(path: Path):
     try:
         return pptx.Presentation(str(path))
@@ -54,36 +48,13 @@ def _open(path: Path):
         return None
 
 
-def _is_title(shape) -> bool:
-    return shape.is_placeholder and shape.placeholder_format.type in TITLE_TYPES
-
-
-def slide_title(slide) -> str | None:
-    """The clean text of the slide's title placeholder, or None when it has none."""
-    for shape in slide.shapes:
-        if _is_title(shape) and shape.has_text_frame:
-            return clean(shape.text_frame.text)
-    return None
-
-
 def first_shape_title(slide) -> str | None:
     """The title's clean text when the title placeholder is the slide's first object (the one
     Tab selects first), else None."""
     shapes = list(slide.shapes)
-    if shapes and _is_title(shapes[0]) and shapes[0].has_text_frame:
+    if shapes and is_title(shapes[0]) and shapes[0].has_text_frame:
         return clean(shapes[0].text_frame.text)
     return None
-
-
-def slide_texts(slide) -> list[str]:
-    """Clean texts of every top-level shape (and table cell) on the slide."""
-    texts = []
-    for shape in slide.shapes:
-        if shape.has_text_frame:
-            texts.append(clean(shape.text_frame.text))
-        if getattr(shape, "has_table", False) and shape.has_table:
-            texts += [clean(cell.text) for row in shape.table.rows for cell in row.cells]
-    return [t for t in texts if t]
 
 
 def _deck_texts(deck) -> set[str]:
@@ -225,6 +196,11 @@ class RetitleSlide(Family):
                                                     f"expected {p['new_title']!r}")
         return CheckResult(passed=True, detail=f"slide {p['slide']} is titled '{title}'")
 
+    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+        p = task.params
+        return rule_evaluator("check_slides", remote, {
+            "slide_count": p["slide_count"], "titles": {str(p["slide"]): p["new_title"]}})
+
 
 class AddSlide(Family):
     """Insert a new slide after slide N and give it a title."""
@@ -316,6 +292,13 @@ class AddSlide(Family):
                                                     f"but its title placeholder holds {title!r}")
         return CheckResult(passed=True, detail=f"slide {p['after'] + 1} of {len(slides)} is the "
                                                f"new slide '{title}'")
+
+    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+        p = task.params
+        new = p["after"] + 1
+        return rule_evaluator("check_slides", remote, {
+            "slide_count": p["slide_count"] + 1, "titles": {str(new): p["title"]},
+            "slides_with": {p["title"]: [new]}})
 
 
 class DeleteSlide(Family):
@@ -410,6 +393,14 @@ class DeleteSlide(Family):
             return CheckResult(passed=False, detail=f"slide {p['slide']} should now be "
                                                     f"'{p['next_title']}'")
         return CheckResult(passed=True, detail=f"'{p['title']}' is gone; {len(slides)} slides left")
+
+    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+        p = task.params
+        where = {p["title"]: []}
+        if p["next_title"] is not None:  # the slide after it moves up into its place
+            where[p["next_title"]] = [p["slide"]]
+        return rule_evaluator("check_slides", remote, {"slide_count": p["slide_count"] - 1,
+                                                       "slides_with": where})
 
 
 FAMILIES: list[Family] = [RetitleSlide(), AddSlide(), DeleteSlide()]

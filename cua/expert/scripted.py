@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from pathlib import Path
 
 from cua.actions import Finished, Hotkey
@@ -16,15 +17,18 @@ KEEP_FORMAT_DIALOG = "Confirm File Format"
 
 
 class ScriptedGoalGenerator:
-    """Proposes instances of the families that fit the env's apps and the file's kind."""
+    """Proposes instances of the families that fit the env's apps and the file's kind (only
+    of the named `families`, when given)."""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, families: Iterable[str] = ()):
         self.seed = seed
+        self.families = frozenset(families)
 
     def propose(self, goal_id: str, env: EnvSpec, path: Path, kind: str, n: int) -> list[Task]:
         rng = random.Random(f"{self.seed}-{goal_id}")
         apps = {a.app for a in env.apps if kind in a.content}
-        fitting = [f for f in families().values() if f.app in apps and kind in f.kinds]
+        fitting = [f for f in families().values() if f.app in apps and kind in f.kinds
+                   and (not self.families or f.name in self.families)]
         rng.shuffle(fitting)
         tasks: list[Task] = []
         for family in fitting:

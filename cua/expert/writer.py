@@ -14,18 +14,16 @@ import zipfile
 from pathlib import Path
 
 import docx
-from lxml import etree
 
 from cua.actions import Click, Hotkey, Type
-from cua.expert.base import ExpertStep, Family
+from cua.evaluate.metrics.rules import STORIES, clean, count_substring, count_word, story_texts
+from cua.expert.base import ExpertStep, Family, rule_evaluator
 from cua.tasks import CheckResult, Task, Verdict
 
 REPLACE_ALL = Click(x=1225, y=510)   # "Replace All" in the Find and Replace dialog
 CLOSE_DIALOG = Click(x=1253, y=778)  # its "Close" button
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
-_MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
-_STORIES = re.compile(r"word/(document|header\d*|footer\d*|footnotes|endnotes|comments)\.xml")
 
 # Sentences Writer's autocorrect leaves as typed: capitalised start, no quotes, colons, dashes.
 CLOSING_SENTENCES = (
@@ -61,10 +59,6 @@ SYNONYMS = {
 
 # -- reading documents -----------------------------------------------------------------------------
 
-def clean(text: str | None) -> str:
-    return " ".join((text or "").split())
-
-
 def _open(path: Path):
     try:
         return docx.Document(str(path))
@@ -72,46 +66,12 @@ def _open(path: Path):
         return None
 
 
-def story_texts(path: Path, main_only: bool = False) -> list[str]:
-    """The text of every paragraph in every story (body, tables, text boxes, headers, footers,
-    notes, comments), runs joined; text box copies in mc:Fallback are skipped."""
-    texts: list[str] = []
-    with zipfile.ZipFile(path) as package:
-        for name in package.namelist():
-            if not _STORIES.fullmatch(name) or (main_only and name != "word/document.xml"):
-                continue
-            parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-            root = etree.fromstring(package.read(name), parser)
-            paragraphs: dict = {}
-            for node in root.iter(f"{_W}t", f"{_W}tab", f"{_W}br"):
-                if any(a.tag == _MC_FALLBACK for a in node.iterancestors()):
-                    continue
-                paragraph = next(node.iterancestors(f"{_W}p"), None)
-                if paragraph is not None:
-                    text = (node.text or "") if node.tag == f"{_W}t" else " "
-                    paragraphs.setdefault(paragraph, []).append(text)
-            texts += ["".join(parts) for parts in paragraphs.values()]
-    return texts
-
-
 def has_tracked_changes(path: Path) -> bool:
     """Whether any story holds tracked insertions or deletions (Writer's search treats deleted
     text differently from a plain reading of the XML, so counts would not line up)."""
     with zipfile.ZipFile(path) as package:
         return any(re.search(rb"<w:(ins|del|moveFrom|moveTo)\b", package.read(name))
-                   for name in package.namelist() if _STORIES.fullmatch(name))
-
-
-def count_substring(texts: list[str], needle: str) -> int:
-    """Case-insensitive occurrences of `needle` anywhere (Writer's default search)."""
-    pattern = re.compile(re.escape(needle), re.IGNORECASE)
-    return sum(len(pattern.findall(t)) for t in texts)
-
-
-def count_word(texts: list[str], word: str) -> int:
-    """Case-sensitive whole-word occurrences of `word`."""
-    pattern = re.compile(rf"(?<![^\W_]){re.escape(word)}(?![^\W_])")
-    return sum(len(pattern.findall(t)) for t in texts)
+                   for name in package.namelist() if STORIES.fullmatch(name))
 
 
 def _readable(path: Path):
@@ -222,6 +182,11 @@ class AppendParagraph(Family):
                                                     "document's former last paragraph")
         return CheckResult(passed=True, detail="the document ends with the new paragraph")
 
+    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+        p = task.params
+        return rule_evaluator("check_paragraphs", remote, {
+            "last": [p["previous_last"], p["text"]], "count": {p["text"]: 1}})
+
 
 class HeadingParagraph(Family):
     """Give a short body paragraph (a heading in all but style) the Heading 1 style."""
@@ -315,6 +280,10 @@ class HeadingParagraph(Family):
                      if x.style is not None and x.style.name == "Heading 1")
         return CheckResult(passed=True, detail=f"'{text}' is a Heading 1 ({others} in the "
                                                "document)")
+
+    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+        return rule_evaluator("check_paragraphs", remote,
+                              {"styles": {task.params["text"]: "Heading 1"}})
 
 
 class ReplaceWord(Family):
@@ -415,6 +384,11 @@ class ReplaceWord(Family):
                                                     f"expected {p['count']}")
         return CheckResult(passed=True, detail=f"'{p['word']}' replaced by '{p['replacement']}' "
                                                f"{made} times")
+
+    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+        p = task.params
+        return rule_evaluator("check_paragraphs", remote, {
+            "exclude": [p["word"]], "words": {p["replacement"]: p["count"]}})
 
 
 FAMILIES: list[Family] = [AppendParagraph(), HeadingParagraph(), ReplaceWord()]

@@ -1,13 +1,14 @@
 """Metrics by OSWorld name. Each is called as `metric(result, expected, **options)` (or
 `metric(result, **options)` when the task has no expected getter) and returns a float in [0, 1],
-a `Score` carrying the reason when it falls short."""
+a `Score` carrying the reason when it falls short. `check_slides` and `check_paragraphs` are cua's
+own (see `rules`): OSWorld has no such metrics."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cua.evaluate.metrics import slides, table
+from cua.evaluate.metrics import rules, slides, table
 from cua.evaluate.metrics.base import Score, fail, fuzz_ratio, match_rule
 from cua.evaluate.metrics.docs import compare_docx_files
 from cua.evaluate.metrics.general import check_include_exclude, exact_match
@@ -18,10 +19,14 @@ METRICS: dict[str, Callable[..., float]] = {
     "compare_docx_files": compare_docx_files,
     "check_include_exclude": check_include_exclude,
     "exact_match": exact_match,
+    "check_slides": rules.check_slides,
+    "check_paragraphs": rules.check_paragraphs,
 }
 OPTION_CHECKS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "compare_table": table.options_problem,
     "compare_pptx_files": slides.options_problem,
+    "check_slides": rules.options_problem,
+    "check_paragraphs": rules.options_problem,
 }
 
 

@@ -1,0 +1,134 @@
+"""`cua eval` end to end on real desktops: generated task sets, the expert, a served model,
+the OSWorld results layout, resume, and `cua eval check`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cua.evaluate import load_tasks
+from cua.evaluate.check import check_tasks
+from cua.evaluate.make import make_tasks
+from cua.evaluate.runner import EvalRecipe, run_eval, select_tasks
+from cua.samples import make_document, make_presentation
+from tests.conftest import require_desktop_tools
+
+
+@pytest.fixture
+def task_set(tmp_path) -> Path:
+    """Two tasks over generated documents: one Impress, one Writer."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    sources = [make_presentation(docs / "deck.pptx", seed=5), make_document(docs / "memo.docx",
+                                                                             seed=5)]
+    written, skipped = make_tasks(sources, tmp_path / "tasks", ["impress.delete_slide",
+                                                               "writer.replace_word"])
+    assert len(written) == 2, skipped
+    return tmp_path / "tasks"
+
+
+def test_made_tasks_are_osworld_configs_that_reference_their_documents(task_set):
+    tasks, unsupported = load_tasks(task_set)
+    assert not unsupported and sorted(t.domain for t in tasks) == ["libreoffice_impress",
+                                                                   "libreoffice_writer"]
+    for task in tasks:
+        raw = json.loads(task.task_file.read_text())
+        assert {"id", "instruction", "config", "related_apps", "evaluator"} <= raw.keys()
+        assert raw["config"][0]["type"] == "download" and raw["config"][1]["type"] == "open"
+        url = raw["config"][0]["parameters"]["files"][0]["url"]
+        assert not Path(url).is_absolute() and (task.task_dir / url).is_file()  # not copied
+        assert raw["evaluator"]["postconfig"] and task.solution is not None
+
+
+def test_check_passes_solvable_tasks_and_catches_broken_ones(task_set, tmp_path):
+    require_desktop_tools()
+    tasks, _ = load_tasks(task_set)
+    impress = next(t for t in tasks if t.domain == "libreoffice_impress")
+    # A broken copy: its evaluator passes on the untouched deck (slide count unchanged).
+    raw = json.loads(impress.task_file.read_text())
+    raw["id"] = "already-solved"
+    raw["evaluator"]["expected"]["rules"] = {"slide_count": impress.solution.params["slide_count"]}
+    broken = impress.task_file.with_name("already-solved.json")
+    broken.write_text(json.dumps(raw))
+    # A task whose shipped gold file is the untouched deck: the gold fails.
+    raw = json.loads(impress.task_file.read_text())
+    raw.update(id="bad-gold", solution=None,
+               gold={"/home/user/deck.pptx": raw["config"][0]["parameters"]["files"][0]["url"]})
+    impress.task_file.with_name("bad-gold.json").write_text(json.dumps(raw))
+    tasks, unsupported = load_tasks(task_set)
+    assert not unsupported
+    rows = {r.id: r for r in check_tasks(tasks, tmp_path / "check")}
+    assert rows["already-solved"].problem.startswith("the initial state already passes")
+    assert rows["bad-gold"].gold == "files" and rows["bad-gold"].gold_score == 0
+    assert rows["bad-gold"].problem.startswith("the gold result fails")
+    for task in tasks:
+        if task.id not in ("already-solved", "bad-gold"):
+            row = rows[task.id]
+            assert row.ok and row.initial_score == 0 and row.gold_score == 1, row
+            saved = list((tmp_path / "check" / task.domain / task.id / "gold").iterdir())
+            assert saved, "the gold result the solution produced is kept"
+
+
+def test_expert_eval_writes_osworld_results_and_resumes(task_set, tmp_path):
+    require_desktop_tools()
+    recipe = EvalRecipe(tasks=[task_set], out=tmp_path / "results", workers=2)
+    tasks, unsupported = select_tasks(recipe)
+    assert len(tasks) == 2 and not unsupported
+    store, rows = run_eval(recipe, tasks)
+    root = tmp_path / "results" / "uitars-1.5" / "screenshot" / "scripted"
+    assert store.root == root
+    for task in tasks:
+        folder = root / task.domain / task.id
+        assert float((folder / "result.txt").read_text()) == 1.0
+        lines = [json.loads(x) for x in (folder / "traj.jsonl").read_text().splitlines()]
+        assert [x["step_num"] for x in lines] == list(range(1, len(lines) + 1))
+        assert lines[-1]["done"] and all((folder / x["screenshot_file"]).is_file() for x in lines)
+        episode = store.episodes()[task.id]
+        assert episode.outcome == "success" and len(episode.steps) == len(lines)
+    assert rows[-1].domain == "all" and rows[-1].success_rate == 1.0 and rows[-1].done == 2
+    stamps = {p: p.stat().st_mtime_ns for p in root.rglob("result.txt")}
+    run_eval(recipe, tasks)  # resume: nothing left to run
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("result.txt")} == stamps
+
+
+def test_served_model_is_scored_and_a_dead_endpoint_is_retried(task_set, tmp_path, tiny_server):
+    require_desktop_tools()
+    model = {"name": tiny_server.model, "base_url": tiny_server.base_url, "max_tokens": 40}
+    recipe = EvalRecipe(tasks=[task_set], domains=["libreoffice_writer"], out=tmp_path / "r",
+                        model=model, max_steps=2, parse_error_budget=2)
+    tasks, _ = select_tasks(recipe)
+    store, rows = run_eval(recipe, tasks)
+    episode = store.episodes()[tasks[0].id]
+    assert episode.outcome == "failure" and episode.steps[0].call.request["model"] == tiny_server.model
+    assert rows[-1].success_rate == 0 and rows[-1].done == 1
+    # The same tasks against a dead endpoint: recorded as errors, no result, retried on resume.
+    dead = recipe.model_copy(update={"out": tmp_path / "dead", "model": recipe.model.model_copy(
+        update={"base_url": "http://127.0.0.1:9/v1", "max_retries": 0})})
+    store, rows = run_eval(dead, tasks)
+    assert store.episodes()[tasks[0].id].outcome == "error" and rows[-1].errors == 1
+    assert not list(store.root.rglob("result.txt"))
+
+
+OFFICE_SMOKE = Path(__file__).resolve().parent.parent / "tasks" / "eval" / "office-smoke"
+
+
+def test_office_smoke_loads_whole_over_the_shared_documents(shared_content):
+    tasks, unsupported = load_tasks(OFFICE_SMOKE)
+    assert not unsupported and len(tasks) >= 30
+    assert {t.domain for t in tasks} == {"libreoffice_calc", "libreoffice_impress",
+                                         "libreoffice_writer"}
+    assert len({t.solution.family for t in tasks}) >= 9
+    for task in tasks:
+        source = task.local_file(task.config[0].parameters["files"][0]["url"])
+        assert source.resolve().is_relative_to(shared_content.resolve())
+
+
+def test_office_smoke_sample_passes_the_check(shared_content, tmp_path):
+    """One task per domain on a live desktop (the whole set: `cua eval check`)."""
+    require_desktop_tools()
+    tasks, _ = load_tasks(OFFICE_SMOKE)
+    sample = [next(t for t in tasks if t.domain == d) for d in sorted({t.domain for t in tasks})]
+    rows = check_tasks(sample, tmp_path / "check")
+    assert [r.problem for r in rows] == [None] * len(sample)
