@@ -29,9 +29,9 @@ def propose_task(family: Family, source: Path, seed: int = 0) -> Task:
 
 def score(family: Family, task: Task, source: Path, data: bytes, tmp: Path) -> EvalResult:
     """The family's evaluator for `task`, checked as a task file would be, scoring `data` as the
-    desktop's copy of `source` (which the evaluator names as the original, by file:// URL)."""
+    desktop's copy of `source`."""
     remote = f"/home/user/{source.name}"
-    config = family.evaluator(task, remote, source.resolve().as_uri())
+    config = family.evaluator(task, remote)
     calls = Evaluator.model_validate(config).calls()
     problems = [metric_problem(call.func, call.options) for call in calls] + [
         getter_problem(getter.config(), tmp) for call in calls

@@ -37,7 +37,7 @@ def task_config(task, source: Path, task_file: Path) -> dict:
     family = families()[task.family]
     remote = f"/home/user/{source.name}"
     original = os.path.relpath(source.resolve(), task_file.parent.resolve())
-    evaluator = family.evaluator(task, remote, original)
+    evaluator = family.evaluator(task, remote)
     return {"id": task_file.stem, "snapshot": family.app, "instruction": task.instruction,
             "source": f"cua:{family.name}",
             "config": [{"type": "download",

@@ -46,12 +46,10 @@ class Family(ABC):
         """Read the saved file and say whether the task was done."""
 
     @abstractmethod
-    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+    def evaluator(self, task: Task, remote: str) -> dict:
         """The task's OSWorld evaluator (func, conj, result, expected, options; the caller adds the
         postconfig that saves): rules built from the task's params that score the document at
-        `remote` on the desktop, as `check` would, without a gold file. `original` is how the task
-        file names the untouched document (a path relative to it, or a file:// URL), for rules
-        that compare with it."""
+        `remote` on the desktop, as `check` would, without a gold file."""
 
 
 def result_file(remote: str) -> dict[str, Any]:

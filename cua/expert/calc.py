@@ -485,7 +485,7 @@ class SumColumn(CalcFamily):
                                                     f"expected {p['expected']!r}")
         return CheckResult(passed=True, detail=f"{p['target']} = {formula} = {value}")
 
-    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+    def evaluator(self, task: Task, remote: str) -> dict:
         """The target's value; that it is a formula is beyond compare_table's rules."""
         p = task.params
         return table_evaluator(remote, [cell_rule(p["sheet"], p["target"],
@@ -604,7 +604,7 @@ class SortRange(CalcFamily):
                                                     f"{keys[:8]}…")
         return CheckResult(passed=True, detail=f"{len(body)} rows sorted by {p['header']}")
 
-    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+    def evaluator(self, task: Task, remote: str) -> dict:
         """The headers, then the rows in sorted order: every cell of a small table, the key and
         one more column of a big one. Rows whose key is tied may come in any order, so only
         their keys are checked."""
@@ -692,7 +692,7 @@ class BoldHeader(CalcFamily):
             return CheckResult(passed=False, detail=f"row {first_body} changed its boldness too")
         return CheckResult(passed=True, detail=f"{p['header_ref']} is bold")
 
-    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+    def evaluator(self, task: Task, remote: str) -> dict:
         """Each header cell keeps its text and is bold; the first body row's cells that were not
         bold are still not."""
         p = task.params
@@ -776,7 +776,7 @@ class RenameSheet(CalcFamily):
             return CheckResult(passed=False, detail=f"sheets are {names}, expected {expected}")
         return CheckResult(passed=True, detail=f"'{p['sheet']}' is now '{p['new_name']}'")
 
-    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+    def evaluator(self, task: Task, remote: str) -> dict:
         """The sheet with the new name holds the same data as the sheet at the renamed one's place.
         The original's data is no reference (saving rebuilds pivot table outputs), and
         compare_table has no rule that a name is gone."""
@@ -876,7 +876,7 @@ class InsertColumn(CalcFamily):
         return CheckResult(passed=True, detail=f"empty column {p['column']}, {len(original)} "
                                                "cells shifted as expected")
 
-    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+    def evaluator(self, task: Task, remote: str) -> dict:
         """The new column is empty, and the constant cells of the table's header row and of the
         columns beside the insertion and at the table's right end are where they belong."""
         p = task.params
@@ -983,7 +983,7 @@ class FillSeries(CalcFamily):
         return CheckResult(passed=True, detail=f"{p['range']} = {want[0]}, {want[1]}, … "
                                                f"{want[-1]}")
 
-    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+    def evaluator(self, task: Task, remote: str) -> dict:
         """Each cell of the range holds its term of the series; the cells just above and below
         stay empty."""
         p = task.params

@@ -16,7 +16,7 @@ from pathlib import Path
 import pptx
 
 from cua.actions import Click, Hotkey, Type
-from cua.evaluate.metrics.rules import clean, is_title, slide_texts, slide_title
+from cua.doctext import clean, is_title, slide_texts, slide_title
 from cua.expert.base import ExpertStep, Family, rule_evaluator
 from cua.tasks import CheckResult, Task, Verdict
 
@@ -196,7 +196,7 @@ class RetitleSlide(Family):
                                                     f"expected {p['new_title']!r}")
         return CheckResult(passed=True, detail=f"slide {p['slide']} is titled '{title}'")
 
-    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+    def evaluator(self, task: Task, remote: str) -> dict:
         p = task.params
         return rule_evaluator("check_slides", remote, {
             "slide_count": p["slide_count"], "titles": {str(p["slide"]): p["new_title"]}})
@@ -293,7 +293,7 @@ class AddSlide(Family):
         return CheckResult(passed=True, detail=f"slide {p['after'] + 1} of {len(slides)} is the "
                                                f"new slide '{title}'")
 
-    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+    def evaluator(self, task: Task, remote: str) -> dict:
         p = task.params
         new = p["after"] + 1
         return rule_evaluator("check_slides", remote, {
@@ -394,7 +394,7 @@ class DeleteSlide(Family):
                                                     f"'{p['next_title']}'")
         return CheckResult(passed=True, detail=f"'{p['title']}' is gone; {len(slides)} slides left")
 
-    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+    def evaluator(self, task: Task, remote: str) -> dict:
         p = task.params
         where = {p["title"]: []}
         if p["next_title"] is not None:  # the slide after it moves up into its place

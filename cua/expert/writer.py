@@ -16,14 +16,13 @@ from pathlib import Path
 import docx
 
 from cua.actions import Click, Hotkey, Type
-from cua.evaluate.metrics.rules import STORIES, clean, count_substring, count_word, story_texts
+from cua.doctext import STORIES, W, clean, count_substring, count_word, story_texts
 from cua.expert.base import ExpertStep, Family, rule_evaluator
 from cua.tasks import CheckResult, Task, Verdict
 
 REPLACE_ALL = Click(x=1225, y=510)   # "Replace All" in the Find and Replace dialog
 CLOSE_DIALOG = Click(x=1253, y=778)  # its "Close" button
 
-_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
 # Sentences Writer's autocorrect leaves as typed: capitalised start, no quotes, colons, dashes.
 CLOSING_SENTENCES = (
@@ -95,18 +94,18 @@ def _last_text(document) -> str | None:
 def _blocks(document) -> list:
     """The body's paragraphs and tables in order (the section properties left out)."""
     return [child for child in document.element.body.iterchildren()
-            if child.tag != f"{_W}sectPr"]
+            if child.tag != f"{W}sectPr"]
 
 
 def _starts_with_table(document) -> bool:
     blocks = _blocks(document)
-    return bool(blocks) and blocks[0].tag == f"{_W}tbl"
+    return bool(blocks) and blocks[0].tag == f"{W}tbl"
 
 
 def _ends_with_table(document) -> bool:
     """Ctrl+End lands in the last table's last cell: Enter there adds to the cell, not the body."""
     blocks = _blocks(document)
-    return bool(blocks) and blocks[-1].tag == f"{_W}tbl"
+    return bool(blocks) and blocks[-1].tag == f"{W}tbl"
 
 
 # -- families --------------------------------------------------------------------------------------
@@ -182,7 +181,7 @@ class AppendParagraph(Family):
                                                     "document's former last paragraph")
         return CheckResult(passed=True, detail="the document ends with the new paragraph")
 
-    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+    def evaluator(self, task: Task, remote: str) -> dict:
         p = task.params
         return rule_evaluator("check_paragraphs", remote, {
             "last": [p["previous_last"], p["text"]], "count": {p["text"]: 1}})
@@ -281,7 +280,7 @@ class HeadingParagraph(Family):
         return CheckResult(passed=True, detail=f"'{text}' is a Heading 1 ({others} in the "
                                                "document)")
 
-    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+    def evaluator(self, task: Task, remote: str) -> dict:
         return rule_evaluator("check_paragraphs", remote,
                               {"styles": {task.params["text"]: "Heading 1"}})
 
@@ -385,7 +384,7 @@ class ReplaceWord(Family):
         return CheckResult(passed=True, detail=f"'{p['word']}' replaced by '{p['replacement']}' "
                                                f"{made} times")
 
-    def evaluator(self, task: Task, remote: str, original: str) -> dict:
+    def evaluator(self, task: Task, remote: str) -> dict:
         p = task.params
         return rule_evaluator("check_paragraphs", remote, {
             "exclude": [p["word"]], "words": {p["replacement"]: p["count"]}})
