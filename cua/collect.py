@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import platform
-import queue
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,6 +18,7 @@ from cua.expert.scripted import (KEEP_FORMAT_DIALOG, ScriptedExecutor, ScriptedG
                                  ScriptedJudge)
 from cua.formats import get_format
 from cua.models import ChatModel
+from cua.pool import run_pool
 from cua.records import ContentRef, EpisodeRecord, GoalRecord, RunManifest
 from cua.roles import ModelExecutor, ModelGoalGenerator, ModelJudge
 from cua.rollout import rollout
@@ -231,31 +230,8 @@ def run_units(recipe: CollectRecipe, kind: str, units: list, on_result) -> None:
     if recipe.ray is not None:
         from cua.scale import run_on_ray
         return run_on_ray(recipe, kind, units, on_result)
-    todo: queue.Queue = queue.Queue()
-    for unit in units:
-        todo.put(unit)
-    done: queue.Queue = queue.Queue()
-
-    def work() -> None:
-        worker = Worker(recipe)
-        try:
-            while True:
-                try:
-                    unit = todo.get_nowait()
-                except queue.Empty:
-                    return
-                done.put(getattr(worker, kind)(unit))
-        finally:
-            worker.close()
-
-    threads = [threading.Thread(target=work, daemon=True)
-               for _ in range(min(recipe.workers, len(units)))]
-    for thread in threads:
-        thread.start()
-    for _ in units:
-        on_result(*done.get())
-    for thread in threads:
-        thread.join()
+    run_pool(lambda: Worker(recipe), units, recipe.workers,
+             lambda worker, unit: getattr(worker, kind)(unit), lambda result: on_result(*result))
 
 
 # -- the driver ------------------------------------------------------------------------------------

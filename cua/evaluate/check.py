@@ -14,10 +14,11 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from cua.evaluate.evaluator import evaluate
-from cua.evaluate.runner import EvalRecipe, EvalWorker, describe, run_pool
+from cua.evaluate.runner import EvalRecipe, EvalWorker, describe
 from cua.evaluate.setup import home_path
 from cua.evaluate.taskconfig import TaskConfig
 from cua.models import ModelConfig
+from cua.pool import run_pool
 
 
 class TaskCheck(BaseModel):

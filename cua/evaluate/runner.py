@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import queue
 import re
 import shutil
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +31,7 @@ from cua.evaluate.taskconfig import TaskConfig, load_tasks
 from cua.expert.scripted import ScriptedExecutor
 from cua.formats import get_format
 from cua.models import ChatModel, ModelConfig
+from cua.pool import run_pool
 from cua.records import ContentRef, EpisodeRecord, RunManifest
 from cua.roles import ModelExecutor
 from cua.rollout import rollout
@@ -169,39 +167,6 @@ def describe(result: EvalResult) -> str:
     parts = [f"score {result.score:g}"]
     parts += [f"{d.func}: {d.error or d.reason or d.score}" for d in result.details]
     return "; ".join(parts)
-
-
-# -- a pool of desktops ------------------------------------------------------------------------------
-
-
-def run_pool(make_worker: Callable[[], EvalWorker], units: list, workers: int,
-             work: Callable[[EvalWorker, Any], Any], on_result: Callable[[Any], None]) -> None:
-    """`work(worker, unit)` for every unit on `workers` threads, each with its own worker;
-    `on_result` runs in the calling thread."""
-    todo: queue.Queue = queue.Queue()
-    for unit in units:
-        todo.put(unit)
-    done: queue.Queue = queue.Queue()
-
-    def loop() -> None:
-        worker = make_worker()
-        try:
-            while True:
-                try:
-                    unit = todo.get_nowait()
-                except queue.Empty:
-                    return
-                done.put(work(worker, unit))
-        finally:
-            worker.close()
-
-    threads = [threading.Thread(target=loop, daemon=True) for _ in range(min(workers, len(units)))]
-    for thread in threads:
-        thread.start()
-    for _ in units:
-        on_result(done.get())
-    for thread in threads:
-        thread.join()
 
 
 # -- results -----------------------------------------------------------------------------------------
