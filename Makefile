@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml scripts/install-system.sh
 install: $(STAMP)
 
 demo: install
-	$(VENV)/bin/cua collect --recipe recipes/local-demo.yaml
+	$(VENV)/bin/cua loop --recipe recipes/demo-loop.yaml
 
 # A Docker Engine API for the docker backend: an existing daemon, or podman set up here.
 # In CI a failure is fatal; elsewhere the docker tests skip and say why.

@@ -6,7 +6,9 @@ student. `make demo` runs it with `recipes/demo-loop.yaml`."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -16,7 +18,7 @@ from cua.train import SFTRecipe
 
 class LoopRecipe(Strict):
     name: str = "demo-loop"
-    out: Path = Path("runs/demo-loop")
+    out: Path = Path("runs")                # the loop's folder is OUT/NAME-STAMP
     collect: Path                          # a collect recipe (scripted expert)
     sft: Path                              # an SFT recipe (its `run` is replaced by the new run)
     collect_set: list[str] = []            # overrides of the two recipes, `key.path=value`
@@ -24,10 +26,12 @@ class LoopRecipe(Strict):
     eval_content: dict[str, int] = Field(min_length=1)  # {presentations: n, …, seed: s}
     eval_tasks_per_file: int = Field(1, ge=1)
     eval_max_steps: int = Field(12, ge=1)
+    eval_model: dict[str, Any] = {}        # sampling of the served student (ModelConfig fields)
     workers: int = Field(2, ge=1)
 
 
 class LoopResult(BaseModel):
+    folder: str
     collect: dict[str, int]
     train_steps: int
     final_loss: float
@@ -41,7 +45,8 @@ def run_loop(recipe: LoopRecipe, console) -> LoopResult:
     from cua.collect import collect, new_run
 
     seconds: dict[str, float] = {}
-    out = recipe.out.expanduser()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out = recipe.out.expanduser() / f"{recipe.name}-{stamp}"
     started = time.monotonic()
     spec = load_recipe(recipe.collect, [*recipe.collect_set, f"out={out}",
                                         f"workers={recipe.workers}"])
@@ -68,8 +73,8 @@ def run_loop(recipe: LoopRecipe, console) -> LoopResult:
         rates[label] = _serve_and_eval(model_dir, tasks_dir, out / "results" / label, recipe,
                                        spec.agent_format, console)
         seconds[f"eval_{label}"] = time.monotonic() - t0
-    result = LoopResult(collect=counts, train_steps=trained.steps, final_loss=trained.losses[-1],
-                        eval_tasks=len(list(tasks_dir.rglob("*.json"))),
+    result = LoopResult(folder=str(out), collect=counts, train_steps=trained.steps,
+                        final_loss=trained.losses[-1], eval_tasks=len(list(tasks_dir.rglob("*.json"))),
                         success_untrained=rates["untrained"], success_trained=rates["trained"],
                         seconds=seconds)
     (out / "loop.json").write_text(result.model_dump_json(indent=1))
@@ -115,7 +120,8 @@ def _serve_and_eval(model_dir: Path, tasks_dir: Path, results: Path, recipe: Loo
     try:
         spec = EvalRecipe(tasks=[tasks_dir], out=results, agent_format=agent_format,
                           agent_format_options=processor_bounds(model_dir),
-                          model={"name": server.model, "base_url": server.base_url},
+                          model={**recipe.eval_model, "name": server.model,
+                                 "base_url": server.base_url},
                           max_steps=recipe.eval_max_steps, workers=recipe.workers)
         tasks, _ = select_tasks(spec)
         _, rows = run_eval(spec, tasks, console)

@@ -132,3 +132,14 @@ def test_office_smoke_sample_passes_the_check(shared_content, tmp_path):
     sample = [next(t for t in tasks if t.domain == d) for d in sorted({t.domain for t in tasks})]
     rows = check_tasks(sample, tmp_path / "check")
     assert [r.problem for r in rows] == [None] * len(sample)
+
+
+def test_recipes_load():
+    from cua.config import load_recipe
+    from cua.loop import LoopRecipe
+
+    root = OFFICE_SMOKE.parents[2] / "recipes"
+    smoke = load_recipe(root / "eval-office-smoke.yaml", kind=EvalRecipe)
+    assert smoke.model.temperature == 0 and smoke.model.max_tokens == 1000
+    loop = load_recipe(root / "demo-loop.yaml", kind=LoopRecipe)
+    assert loop.collect.exists() and loop.sft.exists()
