@@ -14,7 +14,7 @@ import pytest
 
 from cua.collect import Worker, collect, goal_units, new_run
 from cua.config import CollectRecipe
-from cua.desktop import procs
+from cua.desktop import procs, registry
 from cua.store import RunStore
 from tests.conftest import require_desktop_tools
 
@@ -153,10 +153,12 @@ def test_sigkilled_collector_resumes_each_episode_once(tmp_path):
     collector.wait()
     (run_dir,) = (tmp_path / "runs").iterdir()
     before = {p.name: p.read_bytes() for p in (run_dir / "episodes").glob("*.json")}
+    desktops = [r.id for r in registry.records()]
     deadline = time.monotonic() + 20  # its desktops shut themselves down with it
     while _servers_of(collector.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _servers_of(collector.pid)
+    assert desktops and not any(procs.marked_pids(d) for d in desktops)  # X servers and apps too
     done = subprocess.run([*command, "--resume", str(run_dir)], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr

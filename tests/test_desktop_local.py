@@ -171,3 +171,26 @@ def test_browser_editor_terminal_and_files_envs(local_desktop, tmp_path):
                                    Hotkey(keys=["ctrl", "s"])])
             time.sleep(0.5)
             assert local_desktop.download("notes.txt").decode().endswith("South 12 <ok>\n")
+
+
+def test_a_killed_server_leaves_nothing_once_another_desktop_starts(workbook):
+    require_desktop_tools()
+    from cua.desktop import registry
+
+    backend = LocalBackend()
+    first = backend.start()
+    first.reset(load_env("calc"), [workbook])
+    record = registry.load(first.id)
+    left = [p for p in procs.marked_pids(first.id) if p != record.pid]
+    assert {procs.comm(p) for p in left} >= {"Xvfb", "openbox"}
+    os.kill(record.pid, signal.SIGKILL)  # no shutdown: Xvfb, openbox and soffice stay behind
+    time.sleep(0.5)
+    assert procs.marked_pids(first.id)
+    second = backend.start()
+    try:
+        assert procs.marked_pids(first.id) == []
+        assert not Path(record.root).exists()
+        assert first.id not in {r.id for r in registry.records()}
+        assert second.id in {r.id for r in registry.records()}
+    finally:
+        second.close()

@@ -27,6 +27,7 @@ class LocalBackend:
         self.start_timeout_s, self.owned = start_timeout_s, owned
 
     def start(self) -> Desktop:
+        sweep_dead()
         desktop_id, token = secrets.token_hex(4), secrets.token_urlsafe(24)
         root = Path(tempfile.mkdtemp(prefix=f"cua-{desktop_id}-"))
         ready = root / "server.json"
@@ -66,3 +67,21 @@ class LocalBackend:
         if record.root:
             shutil.rmtree(record.root, ignore_errors=True)
         registry.forget(desktop_id)
+
+
+def sweep_dead() -> list[str]:
+    """Stop what local desktops whose control server died (SIGKILL, OOM) left running: their
+    marked processes (Xvfb, the window manager, the apps), state folders and records."""
+    swept = []
+    for record in registry.records():
+        if record.backend != "local" or record.pid is None:
+            continue
+        marked = procs.marked_pids(record.id)
+        if record.pid in marked:  # the server is alive (a reused pid would not carry the mark)
+            continue
+        procs.kill_all(marked)
+        if record.root:
+            shutil.rmtree(record.root, ignore_errors=True)
+        registry.forget(record.id)
+        swept.append(record.id)
+    return swept

@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import signal
+import sys
 import socket
 import tempfile
 import threading
@@ -120,11 +121,11 @@ def _handler(status: int, kind: str):
     return handle
 
 
-def _exit_with_parent(parent_pid: int) -> None:
+def _exit_with_parent(parent_pid: int, server: uvicorn.Server) -> None:
     """An owned desktop dies with its owner (a killed collector leaves no desktops behind)."""
     while os.getppid() == parent_pid:
         time.sleep(0.5)
-    os.kill(os.getpid(), signal.SIGTERM)
+    server.should_exit = True
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -151,11 +152,16 @@ def main(argv: list[str] | None = None) -> None:
         partial = args.ready_file.with_suffix(".part")
         partial.write_text(json.dumps({"port": sock.getsockname()[1], "pid": os.getpid()}))
         partial.replace(args.ready_file)
-    if args.parent_pid:
-        threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()
     config = uvicorn.Config(create_app(session, token), log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    if args.parent_pid:
+        threading.Thread(target=_exit_with_parent, args=(args.parent_pid, server),
+                         daemon=True).start()
+    # uvicorn re-raises SIGTERM/SIGINT once it has stopped serving: exit through `finally`.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         session.close()
 
