@@ -79,8 +79,8 @@ def check_task(worker: EvalWorker, task: TaskConfig, out: Path) -> TaskCheck:
 def check_tasks(tasks: list[TaskConfig], out: Path, backend: str = "local", workers: int = 1,
                 on_result=None) -> list[TaskCheck]:
     """Check every task on `workers` desktops (the scripted expert plays the solutions)."""
-    recipe = EvalRecipe(tasks=[out], model=ModelConfig(name="scripted"), backend=backend,
-                        workers=workers)
+    recipe = EvalRecipe(tasks=[t.task_file for t in tasks], model=ModelConfig(name="scripted"),
+                        backend=backend, workers=workers)
     rows: list[TaskCheck] = []
 
     def keep(row: TaskCheck) -> None:

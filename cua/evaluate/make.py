@@ -18,6 +18,7 @@ from cua.content import ContentError, check_content
 from cua.envspec import load_env
 from cua.expert import families
 from cua.expert.scripted import ScriptedGoalGenerator, ScriptedJudge
+from cua.tasks import Task
 
 DOMAINS = {"calc": "libreoffice_calc", "impress": "libreoffice_impress",
            "writer": "libreoffice_writer"}
@@ -32,7 +33,7 @@ def save_postconfig(name: str) -> list[dict]:
             {"type": "sleep", "parameters": {"seconds": 0.5}}]
 
 
-def task_config(task, source: Path, task_file: Path) -> dict:
+def task_config(task: Task, source: Path, task_file: Path) -> dict:
     """The OSWorld task config of a family instance over `source`, for a file at `task_file`."""
     family = families()[task.family]
     remote = f"/home/user/{source.name}"
@@ -48,7 +49,7 @@ def task_config(task, source: Path, task_file: Path) -> dict:
             "solution": {"family": family.name, "params": task.params}}
 
 
-def task_id(task, source: Path) -> str:
+def task_id(task: Task, source: Path) -> str:
     stem = re.sub(r"[^A-Za-z0-9]+", "-", source.stem).strip("-").lower()[:40]
     digest = hashlib.sha256(json.dumps([source.name, task.params], sort_keys=True,
                                        default=str).encode()).hexdigest()[:8]

@@ -143,7 +143,7 @@ class Evaluator(_Open):
 
 class Solution(_Open):
     """cua extension: the scripted-expert family instance that solves the task (its reference
-    solution, which `cua eval check` runs and `--agent scripted` plays)."""
+    solution, which `cua eval check` runs and `cua eval --model scripted` plays)."""
 
     family: str
     params: dict[str, Any] = Field(default_factory=dict)
@@ -207,12 +207,16 @@ class TaskConfig(_Open):
 def task_problems(task: TaskConfig) -> list[str]:
     """Everything in `task` this package cannot run (empty when it is supported)."""
     problems = []
-    for where, plan in (("config", task.setup_ops), ("postconfig", task.postconfig_ops),
-                        ("env", task.env)):
+    for where, plan in (("config", task.setup_ops), ("postconfig", task.postconfig_ops)):
         try:
             plan()
         except UnsupportedStep as e:
-            problems.append(f"{where}{e}" if str(e).startswith("[") else f"{where}: {e}")
+            problems.append(f"{where}{e}")
+    if not problems:
+        try:
+            task.env()
+        except UnsupportedStep as e:
+            problems.append(f"env: {e}")
     for call in task.evaluator.calls():
         problem = metric_problem(call.func, call.options)
         if problem:
