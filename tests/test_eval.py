@@ -143,3 +143,30 @@ def test_recipes_load():
     assert smoke.model.temperature == 0 and smoke.model.max_tokens == 1000
     loop = load_recipe(root / "demo-loop.yaml", kind=LoopRecipe)
     assert loop.collect.exists() and loop.sft.exists()
+
+
+def test_cli_makes_runs_and_checks_a_task_set(tmp_path):
+    require_desktop_tools()
+    from typer.testing import CliRunner
+
+    from cua.cli import app
+
+    runner = CliRunner()
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_document(docs / "memo.docx", seed=2)
+    made = runner.invoke(app, ["eval", "make", str(docs), "--out", str(tmp_path / "tasks"),
+                               "--family", "writer.replace_word"])
+    assert made.exit_code == 0 and "1 tasks" in made.output, made.output
+    ran = runner.invoke(app, ["eval", "--tasks", str(tmp_path / "tasks"), "--model", "scripted",
+                              "--out", str(tmp_path / "results"), "--max-steps", "8"])
+    assert ran.exit_code == 0, ran.output
+    assert "cua eval: scripted" in ran.output
+    root = tmp_path / "results" / "uitars-1.5" / "screenshot" / "scripted"
+    summary = json.loads((root / "summary.json").read_text())
+    assert [(r["domain"], r["success_rate"]) for r in summary] == [("libreoffice_writer", 1.0),
+                                                                   ("all", 1.0)]
+    assert (root / "report.html").is_file()
+    checked = runner.invoke(app, ["eval", "check", str(tmp_path / "tasks"), "--out",
+                                  str(tmp_path / "check")])
+    assert checked.exit_code == 0 and "all 1 tasks are solvable" in checked.output, checked.output
