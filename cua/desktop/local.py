@@ -13,7 +13,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from cua.desktop import procs, registry
 from cua.desktop.client import Desktop, DesktopError
 
@@ -69,10 +68,9 @@ class LocalBackend:
         registry.forget(desktop_id)
 
 
-def sweep_dead() -> list[str]:
+def sweep_dead() -> None:
     """Stop what local desktops whose control server died (SIGKILL, OOM) left running: their
     marked processes (Xvfb, the window manager, the apps), state folders and records."""
-    swept = []
     for record in registry.records():
         if record.backend != "local" or record.pid is None:
             continue
@@ -83,5 +81,3 @@ def sweep_dead() -> list[str]:
         if record.root:
             shutil.rmtree(record.root, ignore_errors=True)
         registry.forget(record.id)
-        swept.append(record.id)
-    return swept

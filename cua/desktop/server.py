@@ -10,8 +10,8 @@ import json
 import os
 import secrets
 import signal
-import sys
 import socket
+import sys
 import tempfile
 import threading
 import time
