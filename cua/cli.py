@@ -381,8 +381,10 @@ def eval_cmd(
         _fail("no task to run")
     console.print(f"{len(chosen)} tasks · results in {spec.results_root()}")
     store, rows = run_eval(spec, chosen, console)
-    table = Table("domain", "tasks", "done", "success rate", "avg steps", "avg time (s)", "errors",
-                  title=f"cua eval: {spec.model.name} ({spec.agent_format})")
+    table = Table(title=f"cua eval: {spec.model.name} ({spec.agent_format})")
+    table.add_column("domain", no_wrap=True)
+    for column in ("tasks", "done", "success", "avg steps", "avg s", "errors"):
+        table.add_column(column, justify="right")
     for row in rows:
         table.add_row(row.domain, str(row.tasks), str(row.done), f"{row.success_rate:.1%}",
                       f"{row.avg_steps:.1f}", f"{row.avg_seconds:.1f}", str(row.errors))
