@@ -353,13 +353,21 @@ def spread(items: list, n: int = MAX_CELL_RULES) -> list:
 
 
 class CalcFamily(Family):
-    """Shared by the Calc families: task building, common preconditions, reading the task's
-    sheet. Subclasses implement `_judge` for their own preconditions."""
+    """Shared by the Calc families: reading the source workbook, task building, common
+    preconditions, opening the task's sheet. Subclasses implement `_propose`, `_judge` and
+    `_check` on the opened workbook (RenameSheet reads the saved file itself)."""
 
     app = "calc"
     kinds = ("xlsx",)
 
     edits_cells = True  # False: the family changes the workbook, not a sheet's cells
+
+    def propose(self, path: Path, rng: random.Random) -> Task | None:
+        wb = source_workbook(path)
+        return None if wb is None else self._propose(wb, path, rng)
+
+    def _propose(self, wb, path: Path, rng: random.Random) -> Task | None:
+        raise NotImplementedError
 
     def _task(self, path: Path, instruction: str, params: dict) -> Task:
         return Task(id=task_id(self.name, path, params), instruction=instruction, app=self.app,
@@ -371,9 +379,21 @@ class CalcFamily(Family):
         if has_macros(path):
             return infeasible(f"{path.name} carries macros or ActiveX controls: Calc stops on a "
                               "macro warning before showing it")
-        return self._judge(task, path)
+        wb, ws, bad = self._open(task, path)
+        return bad or self._judge(task, path, wb, ws)
 
-    def _judge(self, task: Task, path: Path) -> Verdict:
+    def _judge(self, task: Task, path: Path, wb, ws) -> Verdict:
+        """The family's own preconditions, on the opened workbook and the task's sheet."""
+        raise NotImplementedError
+
+    def check(self, task: Task, saved: Path) -> CheckResult:
+        wb, ws, bad = self._open(task, saved)
+        if bad:
+            return CheckResult(passed=False, detail=bad.reason)
+        return self._check(task, saved, wb, ws)
+
+    def _check(self, task: Task, saved: Path, wb, ws) -> CheckResult:
+        """The family's reading of the opened saved workbook."""
         raise NotImplementedError
 
     def _open(self, task: Task, path: Path, data_only: bool = False):
@@ -408,10 +428,7 @@ class SumColumn(CalcFamily):
 
     name = "calc.sum_column"
 
-    def propose(self, path: Path, rng: random.Random) -> Task | None:
-        wb = source_workbook(path)
-        if wb is None:
-            return None
+    def _propose(self, wb, path: Path, rng: random.Random) -> Task | None:
         options = []
         for table in tables(wb):
             ws = wb[table.sheet]
@@ -437,10 +454,7 @@ class SumColumn(CalcFamily):
                        f"the {header} column ({source}) in cell {target}.")
         return self._task(path, instruction, params)
 
-    def _judge(self, task: Task, path: Path) -> Verdict:
-        wb, ws, bad = self._open(task, path)
-        if bad:
-            return bad
+    def _judge(self, task: Task, path: Path, wb, ws) -> Verdict:
         p = task.params
         target = ws[p["target"]]
         if target.value is not None:
@@ -469,11 +483,8 @@ class SumColumn(CalcFamily):
                        actions=[Type(content=f"{formula}\n")]),
         ]
 
-    def check(self, task: Task, saved: Path) -> CheckResult:
+    def _check(self, task: Task, saved: Path, wb, ws) -> CheckResult:
         p = task.params
-        wb, ws, bad = self._open(task, saved)
-        if bad:
-            return CheckResult(passed=False, detail=bad.reason)
         formula = ws[p["target"]].value
         if not is_formula(formula):
             return CheckResult(passed=False,
@@ -497,10 +508,7 @@ class SortRange(CalcFamily):
 
     name = "calc.sort_range"
 
-    def propose(self, path: Path, rng: random.Random) -> Task | None:
-        wb = source_workbook(path)
-        if wb is None:
-            return None
+    def _propose(self, wb, path: Path, rng: random.Random) -> Task | None:
         options = []
         for table in tables(wb, min_rows=4):
             ws = wb[table.sheet]
@@ -532,10 +540,7 @@ class SortRange(CalcFamily):
         cells = [[c.value for c in row] for row in ws[p["range"]]]
         return cells[0], cells[1:]
 
-    def _judge(self, task: Task, path: Path) -> Verdict:
-        wb, ws, bad = self._open(task, path)
-        if bad:
-            return bad
+    def _judge(self, task: Task, path: Path, wb, ws) -> Verdict:
         p = task.params
         table = find_table(wb, p["sheet"], p["range"])
         if table is None:
@@ -586,11 +591,8 @@ class SortRange(CalcFamily):
         steps.append(back_to_sheet(f"the rows are now ordered by {p['header']}"))
         return steps
 
-    def check(self, task: Task, saved: Path) -> CheckResult:
+    def _check(self, task: Task, saved: Path, wb, ws) -> CheckResult:
         p = task.params
-        wb, ws, bad = self._open(task, saved)
-        if bad:
-            return CheckResult(passed=False, detail=bad.reason)
         header, body = self._rows(ws, p)
         if [h.strip() if isinstance(h, str) else h for h in header] != p["headers"]:
             return CheckResult(passed=False, detail=f"header row changed: {header}")
@@ -630,10 +632,7 @@ class BoldHeader(CalcFamily):
 
     name = "calc.bold_header"
 
-    def propose(self, path: Path, rng: random.Random) -> Task | None:
-        wb = source_workbook(path)
-        if wb is None:
-            return None
+    def _propose(self, wb, path: Path, rng: random.Random) -> Task | None:
         options = [t for t in tables(wb, min_rows=2)
                    if not any(wb[t.sheet].cell(t.top, c).font.b for c in t.cols)]
         if not options:
@@ -648,10 +647,7 @@ class BoldHeader(CalcFamily):
                        f"({table.header_ref}: {names}) bold.")
         return self._task(path, instruction, params)
 
-    def _judge(self, task: Task, path: Path) -> Verdict:
-        wb, ws, bad = self._open(task, path)
-        if bad:
-            return bad
+    def _judge(self, task: Task, path: Path, wb, ws) -> Verdict:
         p = task.params
         cells = [c for row in ws[p["header_ref"]] for c in row]
         if [c.value.strip() if isinstance(c.value, str) else c.value
@@ -672,11 +668,8 @@ class BoldHeader(CalcFamily):
                        actions=[Hotkey(keys=["ctrl", "b"])]),
         ]
 
-    def check(self, task: Task, saved: Path) -> CheckResult:
+    def _check(self, task: Task, saved: Path, wb, ws) -> CheckResult:
         p = task.params
-        wb, ws, bad = self._open(task, saved)
-        if bad:
-            return CheckResult(passed=False, detail=bad.reason)
         cells = [c for row in ws[p["header_ref"]] for c in row]
         values = [c.value.strip() if isinstance(c.value, str) else c.value for c in cells]
         if values != p["headers"]:
@@ -715,10 +708,7 @@ class RenameSheet(CalcFamily):
     name = "calc.rename_sheet"
     edits_cells = False
 
-    def propose(self, path: Path, rng: random.Random) -> Task | None:
-        wb = source_workbook(path)
-        if wb is None:
-            return None
+    def _propose(self, wb, path: Path, rng: random.Random) -> Task | None:
         sheets = [] if structure_locked(wb) else visible_worksheets(wb, editable=False)
         taken = {n.casefold() for n in wb.sheetnames}
         names = [n for n in SHEET_NAMES if n.casefold() not in taken]
@@ -735,10 +725,7 @@ class RenameSheet(CalcFamily):
         instruction = f"Rename the sheet '{ws.title}'{hint} to '{new}'."
         return self._task(path, instruction, params)
 
-    def _judge(self, task: Task, path: Path) -> Verdict:
-        wb, ws, bad = self._open(task, path)
-        if bad:
-            return bad
+    def _judge(self, task: Task, path: Path, wb, ws) -> Verdict:
         new = task.params["new_name"]
         if structure_locked(wb):
             return infeasible("the workbook structure is protected: sheets cannot be renamed")
@@ -790,10 +777,7 @@ class InsertColumn(CalcFamily):
 
     name = "calc.insert_column"
 
-    def propose(self, path: Path, rng: random.Random) -> Task | None:
-        wb = source_workbook(path)
-        if wb is None:
-            return None
+    def _propose(self, wb, path: Path, rng: random.Random) -> Task | None:
         options = []
         for table in tables(wb):
             ws = wb[table.sheet]
@@ -814,10 +798,7 @@ class InsertColumn(CalcFamily):
                        "right move one column to the right.")
         return self._task(path, instruction, params)
 
-    def _judge(self, task: Task, path: Path) -> Verdict:
-        wb, ws, bad = self._open(task, path)
-        if bad:
-            return bad
+    def _judge(self, task: Task, path: Path, wb, ws) -> Verdict:
         p = task.params
         value = ws.cell(int(re.sub(r"\D", "", p["table"].split(":")[0])), p["col"]).value
         if not (isinstance(value, str) and value.strip() == p["header"]):
@@ -849,14 +830,11 @@ class InsertColumn(CalcFamily):
                        actions=[Hotkey(keys=["enter"])]),
         ]
 
-    def check(self, task: Task, saved: Path) -> CheckResult:
+    def _check(self, task: Task, saved: Path, wb, ws) -> CheckResult:
         p = task.params
         original = task.params.get("cells")
         if original is None:
             return CheckResult(passed=False, detail="task params lack the original cells")
-        wb, ws, bad = self._open(task, saved)
-        if bad:
-            return CheckResult(passed=False, detail=bad.reason)
         col = p["col"]
         max_row = max((r for r, _, _ in original), default=1)
         stray = [addr(r, col) for r in range(1, max_row + 1)
@@ -898,10 +876,7 @@ class FillSeries(CalcFamily):
 
     name = "calc.fill_series"
 
-    def propose(self, path: Path, rng: random.Random) -> Task | None:
-        wb = source_workbook(path)
-        if wb is None:
-            return None
+    def _propose(self, wb, path: Path, rng: random.Random) -> Task | None:
         options = []
         for table in tables(wb):
             ws = wb[table.sheet]
@@ -924,10 +899,7 @@ class FillSeries(CalcFamily):
                        f"at {start} and goes up by {step} on each row.")
         return self._task(path, instruction, params)
 
-    def _judge(self, task: Task, path: Path) -> Verdict:
-        wb, ws, bad = self._open(task, path)
-        if bad:
-            return bad
+    def _judge(self, task: Task, path: Path, wb, ws) -> Verdict:
         p = task.params
         used = [c.coordinate for row in ws[p["range"]] for c in row if c.value is not None]
         if used:
@@ -965,11 +937,8 @@ class FillSeries(CalcFamily):
                           "the column"),
         ]
 
-    def check(self, task: Task, saved: Path) -> CheckResult:
+    def _check(self, task: Task, saved: Path, wb, ws) -> CheckResult:
         p = task.params
-        wb, ws, bad = self._open(task, saved)
-        if bad:
-            return CheckResult(passed=False, detail=bad.reason)
         got = [c.value for row in ws[p["range"]] for c in row]
         want = [p["start"] + i * p["step"] for i in range(p["count"])]
         if not all(is_number(g) and same(g, w) for g, w in zip(got, want, strict=True)):
