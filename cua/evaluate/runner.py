@@ -29,6 +29,7 @@ from cua.evaluate.evaluator import EvalResult, evaluate
 from cua.evaluate.setup import Upload, home_path, prepare, run_ops
 from cua.evaluate.taskconfig import TaskConfig, load_tasks
 from cua.expert.scripted import ScriptedExecutor
+from cua.envspec import EnvSpec
 from cua.formats import get_format
 from cua.models import ChatModel, ModelConfig
 from cua.pool import run_pool
@@ -99,10 +100,10 @@ def content_ref(task: TaskConfig) -> ContentRef:
                       sha256=hashlib.sha256(upload.source.read_bytes()).hexdigest())
 
 
-def as_task(task: TaskConfig) -> Task:
+def as_task(task: TaskConfig, env: EnvSpec, content: ContentRef) -> Task:
     solution = task.solution
-    return Task(id=task.id, instruction=task.instruction, app=task.env().apps[0].app,
-                content=content_ref(task).name, family=solution.family if solution else None,
+    return Task(id=task.id, instruction=task.instruction, app=env.apps[0].app,
+                content=content.name, family=solution.family if solution else None,
                 params=solution.params if solution else {})
 
 
@@ -126,8 +127,9 @@ class EvalWorker:
         Files the evaluator reads are kept in `files`."""
         started = time.time()
         env = task.env()
-        record = EpisodeRecord(id=task.id, goal_id=task.domain, env=env, content=content_ref(task),
-                               task=as_task(task), model=self.recipe.model.name,
+        content = content_ref(task)
+        record = EpisodeRecord(id=task.id, goal_id=task.domain, env=env, content=content,
+                               task=as_task(task, env, content), model=self.recipe.model.name,
                                agent_format=self.format.name,
                                agent_format_options=self.recipe.agent_format_options,
                                outcome="error", started=started)
