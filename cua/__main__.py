@@ -1,3 +1,3 @@
-from cua.cli import app
+from cua.cli import main
 
-app(prog_name="cua")
+main()

@@ -1,4 +1,6 @@
-"""`cua bench desktop`: reset, screenshot, step-overhead and memory figures (not tests)."""
+"""`cua bench`: figures, never pass/fail. Each bench returns a JSON-able dict of figures and has
+a table for people: desktops (reset, screenshot, step overhead, memory), collection (episodes/hour
+and where a step's time goes), expansion (samples/s, dataset bytes) and SFT (tokens/s, memory)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cua.actions import Click, Hotkey, Type
+from cua.collect.store import write_atomic
+from cua.content.documents import make_document, make_presentation, make_workbook
 from cua.desktop import procs, registry
 from cua.envspec import EnvSpec
-from cua.samples import make_document, make_presentation, make_workbook
-from cua.store import write_atomic
 
 SAMPLE_FOR = {"calc": make_workbook, "impress": make_presentation, "writer": make_document}
 SUFFIX = {"calc": ".xlsx", "impress": ".pptx", "writer": ".docx"}
@@ -89,28 +91,25 @@ def bench_desktops(spec: EnvSpec, desktops: int, steps: int, resets: int, backen
     }
 
 
-def print_figures(figures: dict, console: Console) -> None:
+def desktop_table(figures: dict) -> Table:
     table = Table("figure", "p50", "p95", "n", title=f"cua bench desktop: {figures['desktops']} "
-                  f"× {figures['env']} ({figures['backend']})")
+                  f"× {figures['env']} ({figures['backend']})",
+                  caption=f"desktops without error: {figures['desktops_without_error']}/"
+                  f"{figures['desktops']} · {figures['steps_per_s']:.1f} steps/s overall")
     for key, unit in (("reset_s", "s"), ("screenshot_s", "s"), ("step_overhead_s", "s"),
                       ("pss_mb_per_desktop", "MB")):
         row = figures[key]
         if row["n"]:
             table.add_row(key, f"{row['p50']:.3f} {unit}", f"{row['p95']:.3f} {unit}",
                           str(row["n"]))
-    console.print(table)
-    console.print(f"desktops without error: {figures['desktops_without_error']}/"
-                  f"{figures['desktops']}  ·  {figures['steps_per_s']:.1f} steps/s overall")
-    for error in figures["errors"]:
-        console.print(f"[red]{error}[/red]")
-    console.print_json(data=figures)
+    return table
 
 
 def bench_collect(desktop_counts: list[int], episodes: int, console: Console) -> dict:
     """Episodes/hour and steps/s of the scripted expert over generated workbooks, per number of
     desktops running at once (the same plan each time), and where a step's time goes."""
-    from cua.collect import collect, new_run
-    from cua.config import CollectRecipe
+    from cua.collect.driver import collect, new_run
+    from cua.collect.recipe import CollectRecipe
 
     figures = {}
     with tempfile.TemporaryDirectory(prefix="cua-bench-") as tmp:
@@ -129,6 +128,10 @@ def bench_collect(desktop_counts: list[int], episodes: int, console: Console) ->
                 "episodes": len(records), "steps": len(steps), "wall_s": wall,
                 "episodes_per_hour": len(records) / wall * 3600, "steps_per_s": len(steps) / wall,
                 "outcomes": outcomes, "step_s": _step_shares(steps, store, Path(tmp) / "persist")}
+    return figures
+
+
+def collect_table(figures: dict) -> Table:
     table = Table("desktops", "episodes", "episodes/hour", "steps/s", "step p50 (no model)",
                   "act", "settle", "screenshot", "model", "persist",
                   title="cua bench collect: scripted expert on Calc")
@@ -138,15 +141,13 @@ def bench_collect(desktop_counts: list[int], episodes: int, console: Console) ->
                       f"{row['steps_per_s']:.2f}", f"{row['step_s']['overhead_p50']:.3f} s",
                       *(f"{share[k]:.0%}" for k in ("act", "settle", "screenshot", "model",
                                                     "persist")))
-    console.print(table)
-    console.print_json(data=figures)
-    return figures
+    return table
 
 
 def _step_shares(steps, store, scratch: Path) -> dict:
     """Per step: act (execute minus settling), settle, screenshot (observe), model, persist
     (writing its screenshot and record again into a scratch store)."""
-    from cua.store import RunStore
+    from cua.collect.store import RunStore
 
     copy = RunStore(scratch / store.root.name)
     parts = {"act": [], "settle": [], "screenshot": [], "model": [], "persist": []}
@@ -166,3 +167,117 @@ def _step_shares(steps, store, scratch: Path) -> dict:
     return {"share": {k: v / overall for k, v in totals.items()},
             "overhead_p50": statistics.median(overhead) if overhead else 0.0,
             "overhead_p95": percentiles(overhead).get("p95", 0.0)}
+
+
+# -- SFT: expansion and training figures ---------------------------------------------------------
+
+def bench_expand(run: Path, format_name: str, model: Path | None, repeat: int) -> dict:
+    """Pure expansion samples/s on one core (each episode expanded once to warm the format's
+    image cache, then timed `repeat` times), the cost of the once-per-screenshot image work, and
+    the dataset's bytes on disk against the unique screenshots it uses."""
+    import base64
+
+    from cua.collect.store import RunStore
+    from cua.data.dataset import (
+        build_dataset,
+        encode_image,
+        kept_episodes,
+        student_format,
+        text_counter,
+        view_url,
+    )
+    from cua.data.expand import ExpandConfig, Images, expand_episode, screen_of
+
+    store, config = RunStore(run), ExpandConfig(format=format_name)
+    fmt, count_text = student_format(config, model), text_counter(model)
+    episodes, _ = kept_episodes(store, config)
+    if not episodes:
+        raise ValueError(f"{run} has no trajectory to expand (outcomes kept: "
+                         f"{', '.join(config.filters.outcomes)})")
+    sizes = {s.screenshot: screen_of(e) for e in episodes for s in e.steps}
+    t0 = time.perf_counter()
+    screens = {digest: store.screen(digest) for digest in sizes}
+    read_s = time.perf_counter() - t0
+    resize_s = encode_s = 0.0
+    for digest, screen in sizes.items():
+        t0 = time.perf_counter()
+        url = view_url(fmt, screens[digest], screen)
+        t1 = time.perf_counter()
+        encode_image(base64.b64decode(url.split(",", 1)[1]))
+        resize_s, encode_s = resize_s + t1 - t0, encode_s + time.perf_counter() - t1
+    unique = len(screens)
+    samples, pure_s, images = 0, 0.0, Images()
+    for episode in episodes:
+        pngs = [screens[s.screenshot] for s in episode.steps]
+        list(expand_episode(episode, pngs, fmt, images, config.max_tokens, count_text))
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            samples += len(list(expand_episode(episode, pngs, fmt, images, config.max_tokens,
+                                               count_text)))
+        pure_s += time.perf_counter() - t0
+    with tempfile.TemporaryDirectory(prefix="cua-bench-") as tmp:
+        t0 = time.perf_counter()
+        stats = build_dataset(store, Path(tmp) / "ds", config, model).stats
+        build_s = time.perf_counter() - t0
+    return {
+        "run": str(run), "format": format_name, "model": str(model) if model else None,
+        "trajectories": stats.trajectories, "samples": stats.samples, "unique_screenshots": unique,
+        "pure_expansion_samples_per_s": samples / pure_s if pure_s else 0.0,
+        "resize_png_ms_per_screenshot": resize_s / unique * 1000,
+        "webp_ms_per_screenshot": encode_s / unique * 1000,
+        "read_ms_per_screenshot": read_s / unique * 1000,
+        "build_dataset_s": build_s, "build_samples_per_s": stats.samples / build_s,
+        "dataset_bytes": stats.dataset_bytes, "screenshot_bytes": stats.screenshot_bytes,
+        "dataset_over_screenshots": stats.dataset_bytes / max(stats.screenshot_bytes, 1),
+        "image_bytes": stats.image_bytes,
+    }
+
+
+def expand_table(figures: dict) -> Table:
+    table = Table("figure", "value", title=f"cua bench expand: {Path(figures['run']).name} as "
+                  f"{figures['format']}")
+    table.add_row("pure expansion (one core)",
+                  f"{figures['pure_expansion_samples_per_s']:,.0f} samples/s")
+    table.add_row("resize + PNG (the format's view), once per screenshot",
+                  f"{figures['resize_png_ms_per_screenshot']:.1f} ms")
+    table.add_row("lossless WebP for storage, once per screenshot",
+                  f"{figures['webp_ms_per_screenshot']:.1f} ms")
+    table.add_row("whole build (read, images, expansion, parquet)",
+                  f"{figures['build_dataset_s']:.1f} s · "
+                  f"{figures['build_samples_per_s']:.1f} samples/s")
+    table.add_row("dataset on disk / unique screenshots",
+                  f"{figures['dataset_bytes'] / 2**20:.2f} MiB / "
+                  f"{figures['screenshot_bytes'] / 2**20:.2f} MiB = "
+                  f"{figures['dataset_over_screenshots']:.3f}x")
+    return table
+
+
+def bench_sft(run: Path, recipe_path: Path, steps: int) -> dict:
+    """Tokens/s and peak memory of an SFT recipe (the tiny one on the CPU) for `steps` steps,
+    with a fresh model dir and dataset in a temporary folder."""
+    from cua.recipes import load_recipe
+    from cua.train.sft import SFTRecipe, train
+
+    with tempfile.TemporaryDirectory(prefix="cua-bench-") as tmp:
+        recipe = load_recipe(recipe_path, [
+            f"run={run}", f"output_dir={tmp}/out", f"model={tmp}/model", f"max_steps={steps}",
+            f"save_steps={steps * 10}"], kind=SFTRecipe)
+        rates: list[float] = []
+        result = train(recipe, lambda e: e["tokens_per_s"] and rates.append(e["tokens_per_s"]))
+    return {"recipe": str(recipe_path), "name": recipe.name, "steps": result.steps,
+            "tokens": result.tokens, "seconds": result.seconds,
+            "tokens_per_s": result.tokens_per_s,
+            "tokens_per_s_median_step": statistics.median(rates) if rates else None,
+            "peak_memory_mb": result.peak_memory_mb, "first_loss": result.losses[0],
+            "last_loss": result.losses[-1]}
+
+
+def sft_table(figures: dict) -> Table:
+    table = Table("figure", "value", title=f"cua bench sft: {figures['name']}")
+    table.add_row("tokens/s (whole run)", f"{figures['tokens_per_s']:,.0f}")
+    if figures["tokens_per_s_median_step"]:
+        table.add_row("tokens/s (median step)", f"{figures['tokens_per_s_median_step']:,.0f}")
+    table.add_row("peak memory", f"{figures['peak_memory_mb']:,.0f} MB")
+    table.add_row("loss", f"{figures['first_loss']:.3f} -> {figures['last_loss']:.3f} "
+                  f"in {figures['steps']} steps")
+    return table

@@ -1,9 +1,13 @@
-"""The `cua` command line."""
+"""The `cua` command line. Results go to stdout (a table, or JSON with `--json`), progress and
+errors to stderr; exit codes: 0 done, 1 some items errored, 2 usage (a bad flag or recipe)."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -11,46 +15,105 @@ from rich.table import Table
 
 from cua.actions import ActionError, parse_call
 from cua.desktop import registry
+from cua.desktop.client import DesktopError
 from cua.envspec import load_env
 
 app = typer.Typer(help="Live desktops, trajectories, SFT and evaluation for computer-use agents.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, pretty_exceptions_enable=False)
 desktop_app = typer.Typer(help="Start, drive and stop live desktops.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print figures (never pass/fail).",
                         no_args_is_help=True)
+model_app = typer.Typer(help="Models for offline tests and demos.", no_args_is_help=True)
+eval_app = typer.Typer(help="OSWorld-style evaluation on live desktops.")
 app.add_typer(desktop_app, name="desktop")
 app.add_typer(bench_app, name="bench")
+app.add_typer(model_app, name="model")
+app.add_typer(eval_app, name="eval")
 console = Console()
+err = Console(stderr=True)
+
+JSON = typer.Option(False, "--json", help="print the figures as JSON instead of a table")
+OUT = typer.Option(None, "--out", help="also write the JSON figures here")
+SET = typer.Option([], "--set", help="override a recipe field: key.path=value")
 
 
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+def main() -> None:
+    """The console script: unexpected errors are reported on stderr, without a traceback
+    (CUA_DEBUG=1 shows it)."""
+    try:
+        app(prog_name="cua")
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for a person at a terminal
+        if os.environ.get("CUA_DEBUG"):
+            raise
+        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
+        sys.exit(1)
+
+
+def _usage(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
+
+
+def _emit(figures: dict | list, table: Table, as_json: bool, out: Path | None) -> None:
+    """Figures as JSON (stdout and/or `out`) or as a table."""
+    text = json.dumps(figures, indent=1)
+    if out is not None:
+        out.write_text(text + "\n")
+    if as_json:
+        print(text)
+    else:
+        console.print(table)
+
+
+def _overrides(**flags) -> list[str]:
+    """`key=value` overrides (values as JSON, which YAML reads) of the flags that were given."""
+    return [f"{key.replace('__', '.')}={json.dumps(value)}" for key, value in flags.items()
+            if value not in (None, [], ())]
+
+
+# -- desktops ------------------------------------------------------------------------------------
+
+def _attach(desktop_id: str):
+    try:
+        return registry.attach(desktop_id)
+    except DesktopError as exc:
+        _fail(str(exc))
 
 
 @desktop_app.command("up")
 def desktop_up(
-    env: Path = typer.Option(..., "--env", help="env spec YAML, e.g. envs/calc.yaml"),
+    env: str = typer.Option(..., "--env", help="env name (calc, writer, calc-writer, …) or a spec "
+                            "YAML"),
     open_: list[Path] = typer.Option([], "--open", help="file(s) to open in the env's apps"),
     backend: str = typer.Option("local", help="local (embedded default) or docker"),
 ) -> None:
     """Start a desktop, open the files, wait until it is ready; prints the desktop id."""
-    spec = load_env(env)
-    desktop = registry.backend(backend, **({"owned": False} if backend == "local" else {})).start()
+    try:
+        spec = load_env(env)
+        desktop = registry.backend(backend, **({"owned": False} if backend == "local" else {}))
+    except ValueError as exc:
+        _usage(str(exc))
+    desktop = desktop.start()
     try:
         report = desktop.reset(spec, list(open_))
     except Exception as exc:
         desktop.close()
         _fail(str(exc))
-    console.print(f"[dim]ready in {report.seconds:.2f} s on {report.display}: "
-                  f"{', '.join(w.title for w in report.windows)}[/dim]", highlight=False)
+    err.print(f"[dim]ready in {report.seconds:.2f} s on {report.display}: "
+              f"{', '.join(w.title for w in report.windows)}[/dim]", highlight=False)
     print(desktop.id)
 
 
 @desktop_app.command("shot")
-def desktop_shot(desktop_id: str, out: Path = typer.Option(Path("shot.png"), "-o", "--out")) -> None:
+def desktop_shot(desktop_id: str,
+                 out: Path = typer.Option(Path("shot.png"), "-o", "--out")) -> None:
     """Save a PNG screenshot of the desktop."""
-    out.write_bytes(registry.attach(desktop_id).screenshot_png())
+    out.write_bytes(_attach(desktop_id).screenshot_png())
     console.print(str(out))
 
 
@@ -58,11 +121,12 @@ def desktop_shot(desktop_id: str, out: Path = typer.Option(Path("shot.png"), "-o
 def desktop_act(desktop_id: str, actions: list[str] = typer.Argument(
         ..., help="UI-TARS calls in screen pixels, e.g. \"click(start_box='(640,300)')\"")) -> None:
     """Validate, then execute actions one after another, waiting for the screen to settle."""
+    desktop = _attach(desktop_id)
     try:
         parsed = [parse_call(a) for a in actions]
-        report = registry.attach(desktop_id).execute(parsed)
+        report = desktop.execute(parsed)
     except ActionError as exc:
-        _fail(f"{exc} (nothing was executed)")
+        _usage(f"{exc} (nothing was executed)")
     for result in report.results:
         status = "[green]ok[/green]" if result.ok else f"[red]{result.error}[/red]"
         settle = result.settle
@@ -73,13 +137,25 @@ def desktop_act(desktop_id: str, actions: list[str] = typer.Argument(
 
 
 @desktop_app.command("down")
-def desktop_down(desktop_ids: list[str] = typer.Argument(None),
-                 all_: bool = typer.Option(False, "--all", help="stop every recorded desktop")) -> None:
+def desktop_down(
+    desktop_ids: list[str] = typer.Argument(None),
+    all_: bool = typer.Option(False, "--all", help="stop every recorded desktop"),
+) -> None:
     """Stop desktops and remove everything they started."""
-    ids = [r.id for r in registry.records()] if all_ else (desktop_ids or [])
+    if not desktop_ids and not all_:
+        _usage("name the desktops to stop (see `cua desktop list`), or give --all")
+    ids = [r.id for r in registry.records()] if all_ else desktop_ids
+    failed = 0
     for desktop_id in ids:
-        registry.attach(desktop_id).close()
+        try:
+            registry.attach(desktop_id).close()
+        except DesktopError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            failed += 1
+            continue
         console.print(f"stopped {desktop_id}")
+    if failed:
+        raise typer.Exit(1)
 
 
 @desktop_app.command("list")
@@ -96,107 +172,92 @@ def desktop_list() -> None:
 @desktop_app.command("windows")
 def desktop_windows(desktop_id: str) -> None:
     """The desktop's top-level windows."""
-    for window in registry.attach(desktop_id).windows():
+    for window in _attach(desktop_id).windows():
         print(json.dumps(window.model_dump()))
 
 
 @desktop_app.command("health")
 def desktop_health(desktop_id: str) -> None:
-    health = registry.attach(desktop_id).health()
+    health = _attach(desktop_id).health()
     print(health.model_dump_json())
     if not health.ok:
         raise typer.Exit(1)
 
 
-@bench_app.command("desktop")
-def bench_desktop(
-    desktops: int = typer.Option(4, help="desktops stepping concurrently"),
-    steps: int = typer.Option(50, help="steps per desktop"),
-    env: Path = typer.Option(Path("envs/calc.yaml"), help="env spec"),
-    backend: str = typer.Option("local"),
-    resets: int = typer.Option(5, help="resets per desktop"),
-    out: Path | None = typer.Option(None, help="also write the JSON figures here"),
-) -> None:
-    """Reset, screenshot, step overhead and memory figures for concurrent desktops."""
-    from cua.bench import bench_desktops, print_figures
-    figures = bench_desktops(load_env(env), desktops, steps, resets, backend)
-    print_figures(figures, console)
-    if out:
-        out.write_text(json.dumps(figures, indent=1))
-
-
-@bench_app.command("collect")
-def bench_collect_cmd(desktops: list[int] = typer.Option([1, 2, 4], help="desktop counts"),
-                      episodes: int = typer.Option(9, help="episodes per desktop count"),
-                      out: Path | None = typer.Option(None, help="also write the JSON here")) -> None:
-    """Episodes/hour and steps/s of the scripted expert at several desktop counts."""
-    from cua.bench import bench_collect
-    figures = bench_collect(desktops, episodes, console)
-    if out:
-        out.write_text(json.dumps(figures, indent=1))
-
+# -- collection ----------------------------------------------------------------------------------
 
 @app.command("collect")
 def collect_cmd(
-    recipe: Path | None = typer.Option(None, help="collect recipe YAML, e.g. recipes/local-demo.yaml"),
-    set_: list[str] = typer.Option([], "--set", help="override a recipe field: key.path=value"),
+    recipe: Path | None = typer.Option(None, help="collect recipe YAML, e.g. "
+                                       "recipes/local-demo.yaml"),
+    set_: list[str] = SET,
     resume: Path | None = typer.Option(None, help="finish the plan of an earlier run folder"),
     ray_address: str | None = typer.Option(None, help="run the episodes on a Ray cluster"),
+    as_json: bool = JSON,
 ) -> None:
     """Propose, judge and roll out tasks on live desktops; store every step."""
-    from cua.collect import collect, new_run
-    from cua.config import CollectRecipe, apply_overrides, load_recipe
-    from cua.store import RunStore
+    from cua.collect.driver import collect, new_run
+    from cua.collect.recipe import CollectRecipe
+    from cua.collect.store import RunStore
+    from cua.collect.view import write_report
+    from cua.recipes import load_recipe, validate_recipe
 
     if (recipe is None) == (resume is None):
-        _fail("give either --recipe or --resume")
-    overrides = [*set_, *([f"ray.address={ray_address}"] if ray_address else [])]
+        _usage("give either --recipe or --resume")
+    overrides = [*set_, *_overrides(ray__address=ray_address)]
     try:
         if resume is not None:
             store = RunStore(resume)
-            spec = CollectRecipe.model_validate(
-                apply_overrides(store.manifest().recipe, overrides))
+            spec = validate_recipe(CollectRecipe, store.manifest().recipe, overrides, str(resume))
         else:
-            spec = load_recipe(recipe, overrides)
+            spec = load_recipe(recipe, overrides, kind=CollectRecipe)
             store = new_run(spec)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        _fail(str(exc))
-    console.print(f"run folder: {store.root}")
-    counts = collect(store, spec, console)
+        _usage(str(exc))
+    err.print(f"run folder: {store.root}", highlight=False)
+    manifest = store.manifest()
+    if not manifest.content:
+        reasons = "; ".join(f"{k}: {v}" for k, v in manifest.rejected_content.items())
+        _fail(f"no usable content in the run ({reasons or 'no files'})")
+    counts = collect(store, spec, err)
+    report = write_report(store)
+    goal_errors = [g.error for g in store.goals().values()
+                   if g.error and (g.call is None or g.call.error)]
     table = Table("outcome", "episodes", title=f"cua collect: {store.root.name}")
     for outcome, count in counts.items():
         table.add_row(outcome, str(count))
-    console.print(table)
-    from cua.view import write_report
-    console.print(f"report: {write_report(store)} (open it in a browser)")
+    _emit({"run": str(store.root), "outcomes": counts, "goal_errors": len(goal_errors),
+           "report": str(report)}, table, as_json, None)
+    err.print(f"report: {report} (open it in a browser)", highlight=False)
+    if counts["error"] or goal_errors:
+        first = goal_errors[0] if goal_errors else next(
+            e.error for e in store.episodes().values() if e.outcome == "error")
+        _fail(f"{counts['error']} episodes and {len(goal_errors)} goal proposals errored "
+              f"(first: {first})")
 
 
 @app.command("view")
 def view_cmd(run: Path, out: Path | None = typer.Option(None, help="HTML file to write "
                                                         "(default: RUN/report.html)")) -> None:
     """Write a static HTML report of a run (screenshots with the actions drawn on them)."""
-    from cua.store import RunStore
-    from cua.view import write_report
+    from cua.collect.store import RunStore
+    from cua.collect.view import write_report
 
     try:
         page = write_report(RunStore(run), out)
     except FileNotFoundError as exc:
-        _fail(str(exc))
+        _usage(str(exc))
     console.print(f"{page}")
-
-
-model_app = typer.Typer(help="Models for offline tests and demos.", no_args_is_help=True)
-app.add_typer(model_app, name="model")
 
 
 @model_app.command("tiny")
 def model_tiny(out: Path, seed: int = typer.Option(0)) -> None:
     """Build a tiny random Qwen2.5-VL (offline tokenizer, Qwen chat template) into OUT."""
-    from cua.tinymodel import build_tiny_model
+    from cua.train.tinymodel import build_tiny_model
     console.print(str(build_tiny_model(out, seed=seed)))
 
 
-# -- SFT: step-prefix expansion, datasets, training ------------------------------------------------
+# -- SFT: step-prefix expansion, datasets, training ----------------------------------------------
 
 @app.command("expand")
 def expand_cmd(
@@ -215,124 +276,93 @@ def expand_cmd(
     family: list[str] = typer.Option([], help="keep these task families"),
     verify: bool = typer.Option(False, help="re-render every step and compare byte for byte (an "
                                 "existing dataset is verified as it is)"),
+    as_json: bool = JSON,
 ) -> None:
     """Expand a run into an SFT dataset: one sample per step, exactly as the student sees it."""
-    from cua.dataset import build_dataset, verify_dataset
-    from cua.expand import ExpandConfig
-    from cua.store import RunStore
+    from cua.collect.store import RunStore
+    from cua.data.dataset import build_dataset, verify_dataset
+    from cua.data.expand import ExpandConfig
+    from cua.recipes import load_recipe, validate_recipe
 
-    config = ExpandConfig()
-    if recipe is not None:
-        from cua.config import load_recipe
-        from cua.train import SFTRecipe
-        sft = load_recipe(recipe, kind=SFTRecipe)
-        config, model = sft.expand, model or (sft.model if sft.model.exists() else None)
-    data = config.model_dump()
-    if format_:
-        data["format"] = format_
-    if max_tokens is not None:
-        data["max_tokens"] = max_tokens
-    if history_n is not None:
-        data["format_options"]["history_n"] = history_n
-    for key, value in (("outcomes", outcome), ("apps", app_), ("families", family)):
-        if value:
-            data["filters"][key] = value
-    if max_steps is not None:
-        data["filters"]["max_steps"] = max_steps
+    data: dict = {}
+    overrides = _overrides(format=format_, max_tokens=max_tokens,
+                           format_options__history_n=history_n, filters__outcomes=outcome,
+                           filters__apps=app_, filters__families=family,
+                           filters__max_steps=max_steps)
     try:
-        config = ExpandConfig.model_validate(data)
+        if recipe is not None:
+            from cua.train.sft import SFTRecipe
+            sft = load_recipe(recipe, kind=SFTRecipe)
+            data, model = sft.expand.model_dump(), model or (sft.model if sft.model.exists()
+                                                             else None)
+        config = validate_recipe(ExpandConfig, data, overrides, "expand options")
         store = RunStore(run)
         store.manifest()
     except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        _usage(str(exc))
     out = out or run / "datasets" / config.format
+    figures: dict = {"dataset": str(out)}
+    table = Table("figure", "value", title=f"cua expand: {run.name} as {config.format}")
     if not (verify and (out / "expand.json").exists()):
         try:
-            with console.status(f"expanding {run.name} for {config.format}…"):
+            with err.status(f"expanding {run.name} for {config.format}…"):
                 manifest = build_dataset(store, out, config, model)
         except (ValueError, FileNotFoundError, FileExistsError) as exc:
             _fail(str(exc))
         stats = manifest.stats
         ratio = stats.dataset_bytes / stats.screenshot_bytes if stats.screenshot_bytes else 0
-        console.print(f"{stats.samples} samples from {stats.trajectories} trajectories "
-                      f"({stats.unique_images} images, {stats.dataset_bytes / 2**20:.1f} MiB, "
-                      f"{ratio:.2f}x the screenshots) -> {out}", soft_wrap=True)
+        figures["stats"] = stats.model_dump()
+        table.add_row("samples", f"{stats.samples} from {stats.trajectories} trajectories")
+        table.add_row("images", f"{stats.unique_images} ({stats.dataset_bytes / 2**20:.1f} MiB, "
+                      f"{ratio:.2f}x the screenshots)")
         for reason, count in stats.rejected.items():
-            console.print(f"[dim]left out: {count} × {reason}[/dim]", soft_wrap=True)
+            table.add_row("left out", f"{count} × {reason}")
     if verify:
-        with console.status("verifying every step…"):
+        with err.status("verifying every step…"):
             report = verify_dataset(out, store)
+        figures["verify"] = report.model_dump()
         for mismatch in report.mismatches:
-            console.print(f"[red]mismatch:[/red] {mismatch}", highlight=False, soft_wrap=True)
-        console.print(f"verified {report.samples} samples over {report.steps} steps "
+            err.print(f"[red]mismatch:[/red] {mismatch}", highlight=False, soft_wrap=True)
+        table.add_row("verified", f"{report.samples} samples over {report.steps} steps "
                       f"({report.requests} against the requests the rollout sent): "
-                      f"{len(report.mismatches)} mismatches", soft_wrap=True)
-        if report.mismatches:
-            raise typer.Exit(1)
+                      f"{len(report.mismatches)} mismatches")
+    _emit(figures, table, as_json, None)
+    if verify and report.mismatches:
+        raise typer.Exit(1)
 
 
 @app.command("sft")
 def sft_cmd(
     recipe: Path = typer.Option(..., help="SFT recipe YAML, e.g. recipes/sft-tiny-cpu.yaml"),
-    set_: list[str] = typer.Option([], "--set", help="override a recipe field: key.path=value"),
+    set_: list[str] = SET,
+    as_json: bool = JSON,
 ) -> None:
     """Fine-tune a student on an expanded run with TRL's SFTTrainer (loss on the completion)."""
-    from cua.config import load_recipe
-    from cua.train import SFTRecipe, train
+    from cua.recipes import load_recipe
+    from cua.train.sft import SFTRecipe, train
 
     try:
         spec = load_recipe(recipe, set_, kind=SFTRecipe)
     except ValueError as exc:
-        _fail(str(exc))
+        _usage(str(exc))
 
     def echo(entry: dict) -> None:
         rate = f"{entry['tokens_per_s']:.0f} tokens/s" if entry["tokens_per_s"] else "…"
-        console.print(f"step {entry['step']}: loss {entry['loss']:.4f} · {rate}", highlight=False)
+        err.print(f"step {entry['step']}: loss {entry['loss']:.4f} · {rate}", highlight=False)
 
     try:
         result = train(spec, echo)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         _fail(str(exc))
-    console.print(f"{result.steps} steps in {result.seconds:.1f} s · {result.tokens_per_s:.0f} "
-                  f"tokens/s · peak memory {result.peak_memory_mb:.0f} MB · model: "
-                  f"{result.model_dir}")
+    table = Table("figure", "value", title=f"cua sft: {spec.name}")
+    table.add_row("steps", f"{result.steps} in {result.seconds:.1f} s")
+    table.add_row("tokens/s", f"{result.tokens_per_s:.0f}")
+    table.add_row("peak memory", f"{result.peak_memory_mb:.0f} MB")
+    table.add_row("model", result.model_dir)
+    _emit(result.model_dump(), table, as_json, None)
 
 
-@bench_app.command("expand")
-def bench_expand_cmd(
-    run: Path = typer.Argument(..., help="a run folder from `cua collect`"),
-    format_: str = typer.Option("uitars-1.5", "--format"),
-    model: Path | None = typer.Option(None, help="student model dir"),
-    repeat: int = typer.Option(20, help="timed passes of the pure expansion"),
-    out: Path | None = typer.Option(None, help="also write the JSON figures here"),
-) -> None:
-    """Samples/s of the pure expansion on one core, image cost, and dataset bytes on disk
-    against the unique screenshots."""
-    from cua.bench import bench_expand
-    figures = bench_expand(run, format_, model, repeat, console)
-    if out:
-        out.write_text(json.dumps(figures, indent=1))
-
-
-@bench_app.command("sft")
-def bench_sft_cmd(
-    run: Path = typer.Argument(..., help="a run folder from `cua collect`"),
-    steps: int = typer.Option(20, help="training steps"),
-    recipe: Path = typer.Option(Path("recipes/sft-tiny-cpu.yaml")),
-    out: Path | None = typer.Option(None, help="also write the JSON figures here"),
-) -> None:
-    """Tokens/s and peak memory of the tiny SFT recipe on the CPU."""
-    from cua.bench import bench_sft
-    figures = bench_sft(run, recipe, steps, console)
-    if out:
-        out.write_text(json.dumps(figures, indent=1))
-
-
-# -- evaluation -------------------------------------------------------------------------------------
-
-eval_app = typer.Typer(help="OSWorld-style evaluation on live desktops.")
-app.add_typer(eval_app, name="eval")
-
+# -- evaluation ----------------------------------------------------------------------------------
 
 @eval_app.callback(invoke_without_command=True)
 def eval_cmd(
@@ -350,37 +380,37 @@ def eval_cmd(
     out: Path | None = typer.Option(None, help="results folder (default: results)"),
     workers: int | None = typer.Option(None, help="desktops in parallel"),
     max_steps: int | None = typer.Option(None, help="steps per task"),
-    set_: list[str] = typer.Option([], "--set", help="override a recipe field: key.path=value"),
+    set_: list[str] = SET,
+    as_json: bool = JSON,
 ) -> None:
     """Run an agent on task configs, score each with its evaluator, print a summary per domain.
     Running the same command again resumes (tasks with a result.txt are kept)."""
     if ctx.invoked_subcommand is not None:
         return
-    from cua.config import apply_overrides, load_recipe
     from cua.evaluate.runner import EvalRecipe, run_eval, select_tasks
+    from cua.recipes import read_recipe, validate_recipe
 
-    flags = {"tasks": [str(t) for t in tasks] or None, "out": out and str(out),
-             "agent_format": agent_format, "workers": workers, "max_steps": max_steps,
-             "domains": domains.split(",") if domains else None}
     try:
-        data = load_recipe(recipe, kind=EvalRecipe).model_dump(mode="json") if recipe else {}
-        data.update({k: v for k, v in flags.items() if v is not None})
-        if model is not None or base_url is not None:
-            data["model"] = {**data.get("model", {}), **({"name": model} if model else {}),
-                             **({"base_url": base_url} if base_url else {})}
+        data = read_recipe(recipe) if recipe else {}
+        bounds = {}
         if processor is not None:
-            from cua.dataset import processor_bounds
-            data["agent_format_options"] = {**data.get("agent_format_options", {}),
-                                            **processor_bounds(processor)}
-        spec = EvalRecipe.model_validate(apply_overrides(data, set_))
+            from cua.formats import model_bounds
+            name = agent_format or data.get("agent_format", "uitars-1.5")
+            bounds = {f"agent_format_options__{k}": v
+                      for k, v in model_bounds(name, processor).items()}
+        flags = _overrides(tasks=[str(t) for t in tasks], out=out and str(out),
+                           agent_format=agent_format, workers=workers, max_steps=max_steps,
+                           domains=domains.split(",") if domains else None, model__name=model,
+                           model__base_url=base_url, **bounds)
+        spec = validate_recipe(EvalRecipe, data, [*flags, *set_], str(recipe or "cua eval"))
         chosen, unsupported = select_tasks(spec)
     except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        _usage(str(exc))
     _print_unsupported(unsupported)
     if not chosen:
-        _fail("no task to run")
-    console.print(f"{len(chosen)} tasks · results in {spec.results_root()}")
-    store, rows = run_eval(spec, chosen, console)
+        _usage("no task to run")
+    err.print(f"{len(chosen)} tasks · results in {spec.results_root()}", highlight=False)
+    store, rows = run_eval(spec, chosen, err)
     table = Table(title=f"cua eval: {spec.model.name} ({spec.agent_format})")
     table.add_column("domain", no_wrap=True)
     for column in ("tasks", "done", "success", "avg steps", "avg s", "errors"):
@@ -388,9 +418,12 @@ def eval_cmd(
     for row in rows:
         table.add_row(row.domain, str(row.tasks), str(row.done), f"{row.success_rate:.1%}",
                       f"{row.avg_steps:.1f}", f"{row.avg_seconds:.1f}", str(row.errors))
-    console.print(table)
-    from cua.view import write_report
-    console.print(f"report: {write_report(store)} (open it in a browser)")
+    _emit([r.model_dump() for r in rows], table, as_json, None)
+    from cua.collect.view import write_report
+    err.print(f"report: {write_report(store)} (open it in a browser)", highlight=False)
+    if rows[-1].errors:
+        _fail(f"{rows[-1].errors} tasks errored (see their eval.json); running the same command "
+              "again retries them")
 
 
 def _print_unsupported(unsupported: dict[str, str]) -> None:
@@ -398,7 +431,7 @@ def _print_unsupported(unsupported: dict[str, str]) -> None:
         table = Table("task", "why it is not run", title=f"{len(unsupported)} tasks not run")
         for key, reason in unsupported.items():
             table.add_row(key, reason)
-        console.print(table)
+        err.print(table)
 
 
 @eval_app.command("check")
@@ -408,6 +441,7 @@ def eval_check_cmd(
                              "scored files go"),
     workers: int = typer.Option(1, help="desktops in parallel"),
     backend: str = typer.Option("local", help="local or docker"),
+    as_json: bool = JSON,
 ) -> None:
     """Every task must fail in its initial state and pass with its gold result."""
     from cua.evaluate.check import check_tasks
@@ -416,8 +450,8 @@ def eval_check_cmd(
     chosen, unsupported = load_tasks(tasks)
     _print_unsupported(unsupported)
     if not chosen:
-        _fail("no task to check")
-    with console.status(f"checking {len(chosen)} tasks…") as status:
+        _usage("no task to check")
+    with err.status(f"checking {len(chosen)} tasks…") as status:
         done = []
 
         def progress(row) -> None:
@@ -431,11 +465,11 @@ def eval_check_cmd(
         table.add_row(row.id, row.domain, score(row.initial_score),
                       f"{score(row.gold_score)} ({row.gold or 'none'})",
                       "[green]ok[/green]" if row.ok else f"[red]{row.problem}[/red]")
-    console.print(table)
+    _emit([{**r.model_dump(), "ok": r.ok} for r in rows], table, as_json, None)
     failed = sum(not r.ok for r in rows) + len(unsupported)
     if failed:
         _fail(f"{failed} of {len(rows) + len(unsupported)} tasks fail the check")
-    console.print(f"[green]all {len(rows)} tasks are solvable and not already solved[/green]")
+    err.print(f"[green]all {len(rows)} tasks are solvable and not already solved[/green]")
 
 
 @eval_app.command("make")
@@ -449,32 +483,109 @@ def eval_make_cmd(
     """Write OSWorld task files from documents with the scripted expert's template families."""
     from cua.evaluate.make import make_tasks
 
+    missing = [str(c) for c in content if not c.exists()]
+    if missing:
+        _usage(f"no such file or folder: {', '.join(missing)}")
     files = sorted(p for c in content for p in ([c] if c.is_file() else c.iterdir())
                    if p.is_file() and not p.name.startswith("."))
     written, skipped = make_tasks(files, out, family, per_file, seed)
     for source, reason in skipped.items():
-        console.print(f"[dim]skipped {source}: {reason}[/dim]", highlight=False)
+        err.print(f"[dim]skipped {source}: {reason}[/dim]", highlight=False)
     console.print(f"{len(written)} tasks in {out}")
+    if not written:
+        raise typer.Exit(1)
 
 
 @app.command("loop")
 def loop_cmd(
     recipe: Path = typer.Option(Path("recipes/demo-loop.yaml"), help="loop recipe YAML"),
-    set_: list[str] = typer.Option([], "--set", help="override a recipe field: key.path=value"),
+    set_: list[str] = SET,
+    as_json: bool = JSON,
 ) -> None:
     """Collect → expand → SFT → serve → eval on held-out tasks, untrained against trained."""
-    from cua.config import load_recipe
     from cua.loop import LoopRecipe, run_loop
+    from cua.recipes import load_recipe
 
     try:
         spec = load_recipe(recipe, set_, kind=LoopRecipe)
     except ValueError as exc:
-        _fail(str(exc))
-    result = run_loop(spec, console)
-    table = Table("student", "held-out tasks", "success rate", title="cua loop")
+        _usage(str(exc))
+    result = run_loop(spec, err)
+    table = Table("student", "held-out tasks", "success rate", title="cua loop",
+                  caption=f"collect {result.collect} · "
+                  + " · ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()))
     table.add_row("untrained", str(result.eval_tasks), f"{result.success_untrained:.0%}")
     table.add_row(f"trained ({result.train_steps} steps, loss {result.final_loss:.3f})",
                   str(result.eval_tasks), f"{result.success_trained:.0%}")
-    console.print(table)
-    console.print(f"collect {result.collect} · "
-                  + " · ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()))
+    _emit(result.model_dump(), table, as_json, None)
+
+
+# -- benchmarks ----------------------------------------------------------------------------------
+
+@bench_app.command("desktop")
+def bench_desktop(
+    desktops: int = typer.Option(4, help="desktops stepping concurrently"),
+    steps: int = typer.Option(50, help="steps per desktop"),
+    env: str = typer.Option("calc", help="env name or spec YAML"),
+    backend: str = typer.Option("local"),
+    resets: int = typer.Option(5, help="resets per desktop"),
+    as_json: bool = JSON, out: Path | None = OUT,
+) -> None:
+    """Reset, screenshot, step overhead and memory figures for concurrent desktops."""
+    from cua.bench import bench_desktops, desktop_table
+
+    try:
+        spec = load_env(env)
+    except ValueError as exc:
+        _usage(str(exc))
+    figures = bench_desktops(spec, desktops, steps, resets, backend)
+    _emit(figures, desktop_table(figures), as_json, out)
+    for error in figures["errors"]:
+        err.print(f"[red]{error}[/red]", highlight=False)
+
+
+@bench_app.command("collect")
+def bench_collect_cmd(desktops: list[int] = typer.Option([1, 2, 4], help="desktop counts"),
+                      episodes: int = typer.Option(9, help="episodes per desktop count"),
+                      as_json: bool = JSON, out: Path | None = OUT) -> None:
+    """Episodes/hour and steps/s of the scripted expert at several desktop counts."""
+    from cua.bench import bench_collect, collect_table
+
+    figures = bench_collect(desktops, episodes, err)
+    _emit(figures, collect_table(figures), as_json, out)
+
+
+@bench_app.command("expand")
+def bench_expand_cmd(
+    run: Path = typer.Argument(..., help="a run folder from `cua collect`"),
+    format_: str = typer.Option("uitars-1.5", "--format"),
+    model: Path | None = typer.Option(None, help="student model dir"),
+    repeat: int = typer.Option(20, help="timed passes of the pure expansion"),
+    as_json: bool = JSON, out: Path | None = OUT,
+) -> None:
+    """Samples/s of the pure expansion on one core, image cost, and dataset bytes on disk
+    against the unique screenshots."""
+    from cua.bench import bench_expand, expand_table
+
+    try:
+        figures = bench_expand(run, format_, model, repeat)
+    except (ValueError, FileNotFoundError) as exc:
+        _usage(str(exc))
+    _emit(figures, expand_table(figures), as_json, out)
+
+
+@bench_app.command("sft")
+def bench_sft_cmd(
+    run: Path = typer.Argument(..., help="a run folder from `cua collect`"),
+    steps: int = typer.Option(20, help="training steps"),
+    recipe: Path = typer.Option(Path("recipes/sft-tiny-cpu.yaml")),
+    as_json: bool = JSON, out: Path | None = OUT,
+) -> None:
+    """Tokens/s and peak memory of the tiny SFT recipe on the CPU."""
+    from cua.bench import bench_sft, sft_table
+
+    try:
+        figures = bench_sft(run, recipe, steps)
+    except (ValueError, FileNotFoundError) as exc:
+        _usage(str(exc))
+    _emit(figures, sft_table(figures), as_json, out)

@@ -1,4 +1,4 @@
-"""Desktop environment specs (`envs/*.yaml`): which apps start, what content they take, the screen."""
+"""Desktop environment specs (`cua/envs/*.yaml`): which apps start, what content they take, the screen."""
 
 from __future__ import annotations
 
@@ -22,17 +22,20 @@ APP_CONTENT: dict[str, tuple[str, ...]] = {
 }
 
 
-class Strict(BaseModel):
+ENVS_DIR = Path(__file__).resolve().parent / "envs"
+
+
+class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Screen(Strict):
+class Screen(Frozen):
     width: int = Field(1920, ge=320, le=7680)
     height: int = Field(1080, ge=240, le=4320)
     depth: Literal[16, 24] = 24
 
 
-class SettlePolicy(Strict):
+class SettlePolicy(Frozen):
     """When the screen counts as settled after an action: a frame difference under `threshold`
     (fraction of sampled pixels that changed) for `quiet_s`, checked every `interval_s`, waiting
     at least `min_wait_s` and at most `timeout_s`, with the apps' processes idle meanwhile."""
@@ -46,19 +49,19 @@ class SettlePolicy(Strict):
     wait_action_s: float = Field(1.0, ge=0, le=60)  # how long `wait()` pauses before settling
 
 
-class Dialogs(Strict):
+class Dialogs(Frozen):
     """Dialogs a user meets in OSWorld's VM. First-run noise (tip of the day, release notes,
     recovery, donation) is always hidden; these are shown by default so students learn them."""
 
     keep_format: Literal["show", "hide"] = "show"
 
 
-class Office(Strict):
+class Office(Frozen):
     autocomplete: bool = True  # Calc's AutoInput completes typed text from the column
     autocorrect: bool = True   # "teh" -> "the", capitalisation, …
 
 
-class AppSpec(Strict):
+class AppSpec(Frozen):
     app: AppName
     content: tuple[str, ...] = ()  # kinds this app takes; defaults to every kind it can open
 
@@ -72,7 +75,7 @@ class AppSpec(Strict):
         return self
 
 
-class EnvSpec(Strict):
+class EnvSpec(Frozen):
     name: str
     description: str = ""
     screen: Screen = Screen()
@@ -92,7 +95,8 @@ class EnvSpec(Strict):
 
 
 def load_env(path: str | Path) -> EnvSpec:
-    """Load and validate an env spec from YAML; a bare name looks in the project's `envs/`."""
+    """Load and validate an env spec from YAML; a bare name (`calc`) is one of
+    the specs shipped in `cua/envs/`."""
     path = Path(path)
     if not path.exists() and path.suffix == "" and (ENVS_DIR / f"{path}.yaml").exists():
         path = ENVS_DIR / f"{path}.yaml"
@@ -102,5 +106,3 @@ def load_env(path: str | Path) -> EnvSpec:
         raise ValueError(f"cannot read env spec {path}: {exc}") from exc
     return EnvSpec.model_validate(data)
 
-
-ENVS_DIR = Path(__file__).resolve().parent.parent / "envs"

@@ -12,8 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from cua.config import CollectRecipe, Strict, load_recipe
-from cua.train import SFTRecipe
+from cua.collect.recipe import CollectRecipe
+from cua.recipes import Strict, load_recipe
+from cua.train.sft import SFTRecipe
 
 
 class LoopRecipe(Strict):
@@ -42,14 +43,14 @@ class LoopResult(BaseModel):
 
 
 def run_loop(recipe: LoopRecipe, console) -> LoopResult:
-    from cua.collect import collect, new_run
+    from cua.collect.driver import collect, new_run
 
     seconds: dict[str, float] = {}
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = recipe.out.expanduser() / f"{recipe.name}-{stamp}"
     started = time.monotonic()
     spec = load_recipe(recipe.collect, [*recipe.collect_set, f"out={out}",
-                                        f"workers={recipe.workers}"])
+                                        f"workers={recipe.workers}"], kind=CollectRecipe)
     store = new_run(spec)
     console.rule(f"1/4 collect: {store.root}")
     counts = collect(store, spec, console)
@@ -82,7 +83,7 @@ def run_loop(recipe: LoopRecipe, console) -> LoopResult:
 
 
 def _train(sft: SFTRecipe, console):
-    from cua.train import train
+    from cua.train.sft import train
 
     def echo(entry: dict) -> None:
         if entry["step"] % 10 == 0:
@@ -92,7 +93,7 @@ def _train(sft: SFTRecipe, console):
 
 def _eval_tasks(recipe: LoopRecipe, collect_recipe: CollectRecipe, out: Path) -> Path:
     """Documents from the eval seed and tasks of the trained families over them."""
-    from cua.collect import GENERATORS
+    from cua.content.documents import GENERATORS
     from cua.evaluate.make import make_tasks
 
     content, tasks_dir = out / "eval-content", out / "eval-tasks"
@@ -110,16 +111,16 @@ def _eval_tasks(recipe: LoopRecipe, collect_recipe: CollectRecipe, out: Path) ->
 
 def _serve_and_eval(model_dir: Path, tasks_dir: Path, results: Path, recipe: LoopRecipe,
                     agent_format: str, console) -> float:
-    from cua.dataset import processor_bounds
     from cua.evaluate.runner import EvalRecipe, run_eval, select_tasks
-    from cua.serve import TransformersServer
+    from cua.formats import model_bounds
+    from cua.train.serve import TransformersServer
 
     server = TransformersServer(model_dir, results.parent / f"{results.name}-serve.log")
     results.parent.mkdir(parents=True, exist_ok=True)
     server.start()
     try:
         spec = EvalRecipe(tasks=[tasks_dir], out=results, agent_format=agent_format,
-                          agent_format_options=processor_bounds(model_dir),
+                          agent_format_options=model_bounds(agent_format, model_dir),
                           model={**recipe.eval_model, "name": server.model,
                                  "base_url": server.base_url},
                           max_steps=recipe.eval_max_steps, workers=recipe.workers)

@@ -1,4 +1,5 @@
-"""Versioned records of a collection run on disk: manifest, goal proposals, episodes."""
+"""Versioned records of every artifact on disk: tasks and verdicts, the steps and results of
+episodes, goal proposals, run manifests."""
 
 from __future__ import annotations
 
@@ -7,11 +8,72 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from cua.actions import Action
-from cua.desktop.records import ActionResult
 from cua.envspec import EnvSpec
-from cua.tasks import CheckResult, Task, Verdict
 
-SCHEMA_VERSION = 1
+# success/failure: scored by the task's evaluator; unverified: no evaluator; infeasible: the judge
+# refused it; error: it could not run to a score (a dead endpoint, a crashed app or desktop).
+Outcome = Literal["success", "failure", "unverified", "infeasible", "error"]
+OUTCOMES: tuple[str, ...] = Outcome.__args__
+SCHEMA_VERSION = 2  # 2: episodes carry their evaluation, setup log and final screenshot
+
+
+class Task(BaseModel):
+    """A task grounded in one content file on a desktop of one env."""
+
+    id: str
+    instruction: str
+    app: str                      # the app the task is done in (calc, impress, writer, …)
+    content: str                  # the content file's name in the desktop's home
+    family: str | None = None     # template family (scripted expert); None when a model proposed it
+    params: dict[str, Any] = Field(default_factory=dict)  # the family's parameters
+
+
+class Verdict(BaseModel):
+    """The precondition judge's answer: is this task feasible on this desktop and content?"""
+
+    feasible: bool
+    reason: str
+
+
+class SettleReport(BaseModel):
+    """How the screen settled after an action."""
+
+    settled: bool      # False: the cap was reached while the screen still changed
+    changed: bool      # whether the screen differed at all from the frame before the action
+    waited_s: float
+    frames: int
+
+
+class MetricResult(BaseModel):
+    """One metric's outcome: its score, why it fell short, or the error that stopped it (score 0)."""
+
+    func: str
+    score: float
+    reason: str = ""
+    error: str | None = None
+
+
+class EvalResult(BaseModel):
+    """The task's score and each metric evaluated (an "and" stops at the first 0, an "or" at the
+    first 1); `error` joins the metrics' errors."""
+
+    score: float
+    details: list[MetricResult]
+    error: str | None = None
+
+    def describe(self) -> str:
+        """One line: the score, then each metric's reason, error or score."""
+        parts = [f"score {self.score:g}"]
+        parts += [f"{d.func}: {d.error or d.reason or d.score}" for d in self.details]
+        return "; ".join(parts)
+
+
+class ActionResult(BaseModel):
+    action: Action
+    ok: bool
+    error: str | None = None
+    seconds: float
+    settle: SettleReport | None = None
 
 
 class ModelCall(BaseModel):
@@ -73,10 +135,12 @@ class EpisodeRecord(BaseModel):
     judge_call: ModelCall | None = None
     judge_screenshot: str | None = None
     steps: list[StepRecord] = []
-    outcome: Literal["success", "failure", "unverified", "infeasible", "error"]
+    outcome: Outcome
     terminated: bool = False           # the agent said finished/call_user
     truncated: str | None = None       # why the loop was cut: max_steps, parse_errors
-    check: CheckResult | None = None
+    setup_log: list[str] = []          # the setup and postconfig operations as they ran
+    final_screenshot: str | None = None  # the screen after the agent's last step
+    evaluation: EvalResult | None = None  # the evaluator's score (success means score 1)
     error: str | None = None
     started: float = 0.0
     seconds: float = 0.0

@@ -80,8 +80,8 @@ def local_desktop():
 def tiny_server(tmp_path_factory):
     """`transformers serve` of cua's tiny Qwen2.5-VL on 127.0.0.1 (its replies are gibberish)."""
     pytest.importorskip("transformers", reason="needs the train extra (pip install -e '.[train]')")
-    from cua.serve import TransformersServer
-    from cua.tinymodel import build_tiny_model
+    from cua.train.serve import TransformersServer
+    from cua.train.tinymodel import build_tiny_model
 
     folder = tmp_path_factory.mktemp("tiny")
     server = TransformersServer(build_tiny_model(folder / "model"), folder / "serve.log").start()

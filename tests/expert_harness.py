@@ -8,16 +8,13 @@ import tempfile
 from pathlib import Path
 
 from cua.actions import Hotkey
+from cua.collect.expert.base import Family
 from cua.envspec import load_env
-from cua.evaluate import EvalResult, Evaluator, evaluate
-from cua.evaluate.getters import getter_problem
-from cua.evaluate.metrics import metric_problem
-from cua.expert.base import Family
-from cua.tasks import CheckResult, Task
+from cua.records import EvalResult, Task
+from cua.scoring import Evaluator, evaluate
+from cua.scoring.getters import getter_problem
+from cua.scoring.metrics import metric_problem
 from tests.conftest import wait_for_change
-
-ENV_FOR_APP = {"calc": "envs/calc.yaml", "impress": "envs/impress.yaml",
-               "writer": "envs/writer.yaml"}
 
 
 def propose_task(family: Family, source: Path, seed: int = 0) -> Task:
@@ -46,16 +43,16 @@ def score(family: Family, task: Task, source: Path, data: bytes, tmp: Path) -> E
 
 
 def run_family(desktop, family: Family, source: Path, tmp: Path, seed: int = 0
-               ) -> tuple[Task, CheckResult, Path]:
+               ) -> tuple[Task, EvalResult]:
     """Propose on `source`, judge, reset the desktop with a copy, run the plan, save (answering
-    the Keep-format dialog), download the saved file and check it; the saved file comes back
-    too."""
+    the Keep-format dialog), download the saved file and score it with the family's
+    evaluator."""
     task = propose_task(family, source, seed)
     verdict = family.judge(task, source)
     assert verdict.feasible, verdict.reason
     work = tmp / source.name
     shutil.copy(source, work)
-    desktop.reset(load_env(ENV_FOR_APP[family.app]), [work])
+    desktop.reset(load_env(family.app), [work])
     before = desktop.download(work.name)
     for step in family.plan(task):
         report = desktop.execute(step.actions)
@@ -63,6 +60,5 @@ def run_family(desktop, family: Family, source: Path, tmp: Path, seed: int = 0
     desktop.execute([Hotkey(keys=["ctrl", "s"])])
     if any(w.title == "Confirm File Format" for w in desktop.windows()):
         desktop.execute([Hotkey(keys=["enter"])])
-    saved = tmp / f"saved-{source.name}"
-    saved.write_bytes(wait_for_change(desktop, work.name, before))
-    return task, family.check(task, saved), saved
+    saved = wait_for_change(desktop, work.name, before)
+    return task, score(family, task, source, saved, tmp)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 from PIL import Image
 
+from cua.content.documents import make_workbook
 from cua.desktop import procs
-from cua.samples import make_workbook
 from tests.conftest import require_desktop_tools
 
 
@@ -23,13 +24,13 @@ def cua(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 def test_up_shot_act_down(tmp_path):
     require_desktop_tools()
     workbook = make_workbook(tmp_path / "sales.xlsx")
-    desktop_id = cua("desktop", "up", "--env", "envs/calc.yaml", "--open",
+    desktop_id = cua("desktop", "up", "--env", "calc", "--open",
                      str(workbook)).stdout.strip().splitlines()[-1]
     try:
         cua("desktop", "shot", desktop_id, "-o", str(tmp_path / "shot.png"))
         assert Image.open(tmp_path / "shot.png").size == (1920, 1080)
         refused = cua("desktop", "act", desktop_id, "click(start_box='(5000,10)')", check=False)
-        assert refused.returncode == 1 and "outside" in refused.stdout
+        assert refused.returncode == 2 and "outside" in refused.stderr  # usage: nothing ran
         cua("desktop", "act", desktop_id, "click(start_box='(72,140)')", "type(content='K5\\n')",
             "type(content='42\\n')", "hotkey(key='ctrl s')", "hotkey(key='enter')")
         listed = cua("desktop", "list").stdout
@@ -51,6 +52,46 @@ def test_recipe_with_an_unknown_family_is_refused(tmp_path):
     recipe.write_text(f"name: r\nout: {tmp_path / 'runs'}\ncontent: {{generate: {{workbooks: 1}}}}"
                       "\nenvs: [calc]\nfamilies: [calc.bold_header, calc.bold_everything]\n")
     result = cua("collect", "--recipe", str(recipe), check=False)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "unknown template families calc.bold_everything" in result.stdout + result.stderr
     assert not (tmp_path / "runs").exists()  # refused before anything was made
+
+
+def test_bad_recipe_values_are_refused_at_load(tmp_path):
+    """Refused with the field named, exit 2, before any desktop starts (they used to hang)."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: r\nout: {tmp_path / 'runs'}\ncontent: {{generate: {{workbooks: 1}}}}"
+                      "\nenvs: [calc]\n")
+    for override, message in (("agent_format_options.history_n=0", "invalid uitars-1.5 options"),
+                              ("agent_format_options.colour=1", "agent_format_options"),
+                              ("model.name=m", "needs a base_url"),
+                              ("envs=[nosuchenv]", "cannot read env spec nosuchenv"),
+                              ("backend=vm", "unknown backend 'vm'")):
+        result = cua("collect", "--recipe", str(recipe), "--set", override, check=False)
+        assert result.returncode == 2 and message in result.stderr, (override, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+    result = cua("eval", "--tasks", str(tmp_path), "--model", "served-model", check=False)
+    assert result.returncode == 2 and "needs a base_url" in result.stderr
+
+
+def test_desktop_down_names_what_it_cannot_stop():
+    result = cua("desktop", "down", "nosuchid", check=False)
+    assert result.returncode == 1 and "no desktop 'nosuchid'" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    result = cua("desktop", "down", check=False)
+    assert result.returncode == 2 and "--all" in result.stderr
+
+
+def test_collect_exits_1_when_episodes_error(tmp_path):
+    """A dead endpoint is an error (not a failure): said on stderr, exit 1, results on stdout."""
+    require_desktop_tools()
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: r\nout: {tmp_path / 'runs'}\ncontent: {{generate: {{workbooks: 1}}}}"
+                      "\nenvs: [calc]\ntasks_per_content: 1\nworkers: 1\nroles: {executor: "
+                      "{name: m, base_url: 'http://127.0.0.1:9/v1', max_retries: 0}}\n")
+    result = cua("collect", "--recipe", str(recipe), "--json", check=False)
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["outcomes"]["error"] == 1
+    assert "1 episodes and 0 goal proposals errored" in result.stderr
+    assert "APIConnectionError" in result.stderr

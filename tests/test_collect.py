@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from cua.collect import Worker, collect, goal_units, new_run
-from cua.config import CollectRecipe
+from cua.collect.driver import collect, goal_units, new_run
+from cua.collect.recipe import CollectRecipe
+from cua.collect.store import RunStore
+from cua.collect.worker import EpisodeUnit, Worker
 from cua.desktop import procs, registry
-from cua.store import RunStore
 from tests.conftest import require_desktop_tools
 
 REAL_FILES = ("xlsx/DataTableCities.xlsx", "pptx/themes.pptx", "docx/sample.docx")
@@ -72,7 +73,7 @@ def test_scripted_expert_on_real_content(tmp_path, shared_content):
     episodes = store.episodes()
     planned = [t.id for g in store.goals().values() for t in g.tasks]
     assert sorted(episodes) == sorted(planned) and len(planned) >= 3
-    assert counts["success"] >= 3, {e.id: (e.outcome, e.error, e.check) for e in episodes.values()}
+    assert counts["success"] >= 3, {e.id: (e.outcome, e.error, e.evaluation) for e in episodes.values()}
     for episode in episodes.values():
         assert episode.verdict.feasible and episode.terminated
         assert episode.steps[-1].actions[-1].type == "finished"
@@ -105,16 +106,20 @@ def test_all_roles_on_the_tiny_model_end_cleanly(tmp_path, tiny_server):
 
 def test_dead_endpoint_and_killed_app_are_recorded(tmp_path):
     require_desktop_tools()
-    dead = {"name": "m", "base_url": "http://127.0.0.1:9/v1", "max_retries": 1, "backoff_s": 0.01}
+    dead = {"name": "m", "base_url": "http://127.0.0.1:9/v1", "max_retries": 1}
     store, counts = run(make_recipe(tmp_path / "a", roles={"executor": dead}))
     (episode,) = store.episodes().values()
     assert episode.truncated.startswith("model_error: APIConnectionError")
-    assert episode.outcome == "failure"
+    assert episode.outcome == "error"  # as in `cua eval`: a dead endpoint is no failure of the agent
+    store, counts = run(make_recipe(tmp_path / "j", roles={"judge": dead}))
+    (episode,) = store.episodes().values()
+    assert episode.outcome == "error" and "the judge's endpoint failed" in episode.error
+    assert not episode.steps  # never rolled out
 
     recipe = make_recipe(tmp_path / "b", content={"generate": {"workbooks": 2, "seed": 5}})
     store = new_run(recipe)
     worker = Worker(recipe)
-    act = worker.executor.act
+    act = worker.agent.act
 
     def kill_calc_on_step_two(context, observation, put=None):
         if len(context.history) == 1:
@@ -123,14 +128,13 @@ def test_dead_endpoint_and_killed_app_are_recorded(tmp_path):
                     os.kill(pid, signal.SIGKILL)
         return act(context, observation, put)
 
-    worker.executor.act = kill_calc_on_step_two
-    from cua.collect import EpisodeUnit
+    worker.agent.act = kill_calc_on_step_two
     units = goal_units(store)
     try:
         results = []
         for unit in units:
             goal, _ = worker.goal(unit)
-            results.append(worker.episode(EpisodeUnit(unit, goal.tasks[0]))[0])
+            results.append(worker.episode(EpisodeUnit(unit, goal.tasks[0]), tmp_path / unit.id)[0])
     finally:
         worker.close()
     assert [r.outcome for r in results] == ["error", "error"]
@@ -196,7 +200,7 @@ def test_ray_runs_the_same_episodes(tmp_path):
 def test_view_report_renders_in_chromium(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from cua.view import write_report
+    from cua.collect.view import write_report
 
     store, _ = run(make_recipe(tmp_path))
     page_path = write_report(store)

@@ -1,4 +1,4 @@
-"""Tests for cua.content: real documents open, broken or hostile ones end in a ContentError."""
+"""Tests for cua.content.check: real documents open, broken or hostile ones end in a ContentError."""
 
 import hashlib
 import json
@@ -12,8 +12,8 @@ import openpyxl
 import pptx
 import pytest
 
-from cua import content
-from cua.content import KINDS, ContentError, check_content, content_kind
+from cua.content import check as content
+from cua.content.check import KINDS, ContentError, check_content, content_kind
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "content"
 MANIFEST = {e["file"]: e for e in json.loads((SHARED / "MANIFEST.json").read_text())} if SHARED.is_dir() else {}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from cua.content.documents import make_workbook
 from cua.desktop.docker import DockerBackend, client
 from cua.envspec import load_env
-from cua.samples import make_workbook
 from tests.conftest import docker_engine_or_skip, require_desktop_tools
 
 
@@ -18,7 +18,7 @@ def test_container_is_confined_and_removed_on_close(tmp_path):
         assert not host["Privileged"] and host["NetworkMode"] != "host"
         assert host["Memory"] == 1500 * 2**20 and host["NanoCpus"] == 10**9
         assert all(b["HostIp"] == "127.0.0.1" for b in attrs["NetworkSettings"]["Ports"]["8080/tcp"])
-        desktop.reset(load_env("envs/calc.yaml"), [make_workbook(tmp_path / "sales.xlsx")])
+        desktop.reset(load_env("calc"), [make_workbook(tmp_path / "sales.xlsx")])
         assert desktop.health().ok
     finally:
         desktop.close()

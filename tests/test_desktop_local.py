@@ -13,14 +13,14 @@ import httpx
 import pytest
 
 from cua.actions import ActionError, Click, Hotkey, Type
-from cua.content import ContentError
+from cua.content.check import ContentError
+from cua.content.documents import make_document, make_workbook
 from cua.desktop import procs
 from cua.desktop.local import LocalBackend
 from cua.envspec import load_env
-from cua.samples import make_document, make_workbook
 from tests.conftest import require_desktop_tools
 
-CALC = load_env("envs/calc.yaml")
+CALC = load_env("calc")
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_corrupt_files_are_rejected_by_name(local_desktop, shared_content, workb
 
 def test_invalid_actions_are_refused_and_nothing_runs(local_desktop, tmp_path):
     document = make_document(tmp_path / "memo.docx")
-    local_desktop.reset(load_env("envs/writer.yaml"), [document])
+    local_desktop.reset(load_env("writer"), [document])
     before = local_desktop.download("memo.docx")
     windows = local_desktop.windows()
     typed_then_saved = [Type(content="x"), Hotkey(keys=["ctrl", "s"])]
@@ -132,7 +132,7 @@ def test_invalid_actions_are_refused_and_nothing_runs(local_desktop, tmp_path):
 
 def test_multi_app_env_opens_each_file_in_its_app(local_desktop, workbook, tmp_path):
     document = make_document(tmp_path / "report.docx")
-    report = local_desktop.reset(load_env("envs/calc-writer.yaml"), [workbook, document])
+    report = local_desktop.reset(load_env("calc-writer"), [workbook, document])
     assert report.opened == {"sales.xlsx": "calc", "report.docx": "writer"}
     titles = {w.title for w in report.windows}
     assert {"sales.xlsx - LibreOffice Calc", "report.docx - LibreOffice Writer"} <= titles
@@ -161,7 +161,7 @@ def test_browser_editor_terminal_and_files_envs(local_desktop, tmp_path):
     notes.write_text("Units per region\nNorth 40\n")
     for env, files in (("browser", [page]), ("editor", [notes]), ("terminal", []),
                        ("impress-files", [])):
-        report = local_desktop.reset(load_env(f"envs/{env}.yaml"), files)
+        report = local_desktop.reset(load_env(env), files)
         assert local_desktop.health().ok, (env, local_desktop.health())
         titles = " | ".join(w.title for w in report.windows)
         if env == "browser":

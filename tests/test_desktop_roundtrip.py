@@ -29,7 +29,7 @@ def save_keeping_format(desktop) -> None:
 def test_calc_roundtrip(desktop, shared_content, tmp_path):
     source = tmp_path / "SampleSS.xlsx"
     shutil.copy(shared_content / "xlsx" / "DataTableCities.xlsx", source)
-    report = desktop.reset(load_env("envs/calc.yaml"), [source])
+    report = desktop.reset(load_env("calc"), [source])
     assert any("SampleSS.xlsx - LibreOffice Calc" == w.title for w in report.windows)
     image = Image.open(io.BytesIO(desktop.screenshot_png()))
     assert (image.format, image.size) == ("PNG", (1920, 1080))
@@ -49,7 +49,7 @@ def test_calc_roundtrip(desktop, shared_content, tmp_path):
 def test_writer_roundtrip(desktop, shared_content, tmp_path):
     source = tmp_path / "memo.docx"
     shutil.copy(shared_content / "docx" / "sample.docx", source)
-    desktop.reset(load_env("envs/writer.yaml"), [source])
+    desktop.reset(load_env("writer"), [source])
     before = desktop.download("memo.docx")
     text = "Totals <5> and >3 für 3 € — 中文"
     desktop.execute([Hotkey(keys=["ctrl", "end"]), Type(content=f"\n{text}\tend\n")])
@@ -63,7 +63,7 @@ def test_writer_roundtrip(desktop, shared_content, tmp_path):
 def test_impress_roundtrip(desktop, shared_content, tmp_path):
     source = tmp_path / "deck.pptx"
     shutil.copy(shared_content / "pptx" / "themes.pptx", source)
-    desktop.reset(load_env("envs/impress.yaml"), [source])
+    desktop.reset(load_env("impress"), [source])
     before = desktop.download("deck.pptx")
     desktop.execute([Click(x=900, y=500), Hotkey(keys=["tab"]), Hotkey(keys=["enter"]),
                      Hotkey(keys=["ctrl", "a"]), Type(content="Edited by cua"),

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from cua.content.documents import make_document, make_presentation
 from cua.evaluate import load_tasks
 from cua.evaluate.check import check_tasks
 from cua.evaluate.make import make_tasks
 from cua.evaluate.runner import EvalRecipe, run_eval, select_tasks
-from cua.samples import make_document, make_presentation
 from tests.conftest import require_desktop_tools
 
 
@@ -135,8 +135,8 @@ def test_office_smoke_sample_passes_the_check(shared_content, tmp_path):
 
 
 def test_recipes_load():
-    from cua.config import load_recipe
     from cua.loop import LoopRecipe
+    from cua.recipes import load_recipe
 
     root = OFFICE_SMOKE.parents[2] / "recipes"
     smoke = load_recipe(root / "eval-office-smoke.yaml", kind=EvalRecipe)

@@ -5,10 +5,19 @@ import json
 import pytest
 
 from cua.actions import Click, Hotkey, Type
+from cua.desktop.api import WindowInfo
+from cua.desktop.ops import (
+    Act,
+    ActivateWindow,
+    Launch,
+    OpenFile,
+    OutsideHome,
+    Sleep,
+    find_window,
+    home_path,
+)
 from cua.evaluate import load_tasks
-from cua.evaluate.setup import (Act, ActivateWindow, Launch, OpenFile, Sleep, UnsupportedStep,
-                                command_ops, env_for, find_window, home_path, pyautogui_ops)
-from cua.desktop.records import WindowInfo
+from cua.evaluate.setup import UnsupportedStep, command_ops, env_for, pyautogui_ops
 
 
 def test_osworld_paths_map_into_the_desktop_home():
@@ -16,7 +25,7 @@ def test_osworld_paths_map_into_the_desktop_home():
     assert home_path("~/a.docx") == "a.docx"
     assert home_path("notes.txt") == "notes.txt"
     for bad in ("/etc/passwd", "/home/user/../root/x", "/home/user"):
-        with pytest.raises(UnsupportedStep):
+        with pytest.raises(OutsideHome):
             home_path(bad)
 
 
@@ -100,3 +109,30 @@ def test_loading_lists_steps_it_cannot_run_with_the_reason(tmp_path):
     assert "only paths under /home/user" in unsupported["outside"]
     assert loaded[0].domain == tmp_path.name
     assert [a.app for a in loaded[0].env().apps] == ["calc"]
+
+
+def test_collection_saves_the_way_eval_tasks_do():
+    """Collection's postconfig is the one `cua eval make` writes into task files, as read back."""
+    from cua.collect.expert.base import save_ops
+    from cua.evaluate.make import save_postconfig
+    from cua.evaluate.setup import plan_steps
+    from cua.evaluate.taskconfig import SetupStep
+
+    steps = [SetupStep.model_validate(step) for step in save_postconfig("memo.docx")]
+    assert plan_steps(steps, lambda ref: ref) == save_ops("memo.docx")
+
+
+def test_chosen_domains_list_only_their_own_unsupported_tasks(tmp_path):
+    """`cua eval --domains X` says nothing of other domains' tasks."""
+    from cua.evaluate.runner import EvalRecipe, select_tasks
+
+    task = {"instruction": "do it", "config": [{"type": "proxy", "parameters": {}}],
+            "evaluator": {"func": "exact_match", "result": {"type": "rule", "rules": {}}}}
+    for domain in ("chrome", "libreoffice_calc", "libreoffice_writer"):
+        (tmp_path / domain).mkdir()
+        (tmp_path / domain / "t.json").write_text(json.dumps({**task, "id": f"{domain}-t"}))
+    every = select_tasks(EvalRecipe(tasks=[tmp_path]))[1]
+    assert sorted(every) == ["chrome-t", "libreoffice_calc-t", "libreoffice_writer-t"]
+    tasks, unsupported = select_tasks(EvalRecipe(tasks=[tmp_path],
+                                                 domains=["libreoffice_calc", "libreoffice_writer"]))
+    assert tasks == [] and sorted(unsupported) == ["libreoffice_calc-t", "libreoffice_writer-t"]

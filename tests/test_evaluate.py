@@ -15,10 +15,12 @@ from openpyxl.formatting.rule import CellIsRule
 from openpyxl.styles import Font, PatternFill
 from pptx import Presentation
 from pptx.util import Inches, Pt
+from rapidfuzz.fuzz import ratio as fuzz_ratio
 
-from cua.evaluate import GETTERS, METRICS, STEPS, evaluate, load_tasks
-from cua.evaluate.metrics import fuzz_ratio, match_rule
-from cua.evaluate.metrics.table import compare_table
+from cua.evaluate import STEPS, load_tasks
+from cua.scoring import GETTERS, METRICS, evaluate
+from cua.scoring.metrics import match_rule
+from cua.scoring.metrics.table import compare_table
 
 SHEET = [{"type": "sheet_data", "sheet_idx0": 0, "sheet_idx1": "EI0"}]
 SAVE = [  # OSWorld's usual postconfig: focus the window, ctrl+s

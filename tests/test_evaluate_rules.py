@@ -10,9 +10,9 @@ import pytest
 from docx import Document
 from pptx import Presentation
 
-from cua.evaluate import METRICS, evaluate
-from cua.evaluate.metrics import metric_problem
-from cua.evaluate.metrics.rules import check_paragraphs, check_slides
+from cua.scoring import METRICS, evaluate
+from cua.scoring.metrics import metric_problem
+from cua.scoring.metrics.rules import check_paragraphs, check_slides
 
 THEMES = {  # facts of pptx/themes.pptx (10 slides)
     "slide_count": 10,

@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 
 from cua.actions import Click, Drag, Scroll
 from cua.cli import app
-from cua.collect import collect, new_run
-from cua.config import CollectRecipe
-from cua.dataset import build_dataset, load_sft_dataset, read_manifest, verify_dataset
-from cua.expand import ExpandConfig, Filters, first_difference
+from cua.collect.driver import collect, new_run
+from cua.collect.recipe import CollectRecipe
+from cua.collect.store import RunStore
+from cua.data.dataset import build_dataset, load_sft_dataset, read_manifest, verify_dataset
+from cua.data.expand import ExpandConfig, Filters, first_difference
 from cua.formats import get_format
-from cua.store import RunStore
 from tests.conftest import require_desktop_tools
 
 RUNNER = CliRunner()
@@ -238,3 +238,16 @@ def test_render_equals_the_request_a_model_rollout_sent(tmp_path, tiny_server):
     (mismatch,) = verify_dataset(tmp_path / "ds", store).mismatches
     assert (mismatch.step, mismatch.path) == (2, "request.messages[1].content[0].text")
     assert json.loads(mismatch.model_dump_json())["against"] == "the request the rollout sent"
+
+
+def test_bench_expand_prints_its_figures_as_json(calc_run, tmp_path):
+    figures_file = tmp_path / "figures.json"
+    result = RUNNER.invoke(app, ["bench", "expand", str(calc_run.root), "--repeat", "1",
+                                 "--json", "--out", str(figures_file)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures == json.loads(figures_file.read_text())
+    assert figures["samples"] >= 1 and figures["pure_expansion_samples_per_s"] > 0
+    assert 0 < figures["dataset_over_screenshots"] and figures["unique_screenshots"] >= 1
+    table = RUNNER.invoke(app, ["bench", "expand", str(calc_run.root), "--repeat", "1"])
+    assert table.exit_code == 0 and "samples/s" in table.stdout, table.output

@@ -27,7 +27,7 @@ from cua.actions import (
     to_call,
 )
 from cua.formats import FORMATS, Context, Parsed, ParseError, Step, get_format, uitars
-from cua.formats.uitars import processor_options, smart_resize
+from cua.formats.uitars import UITars15, smart_resize
 
 CORPUS = Path(__file__).parent / "data" / "uitars_responses"
 SCREEN = (1920, 1080)
@@ -283,14 +283,14 @@ def test_registry_and_processor_options():
         assert get_format(name).name == name
     with pytest.raises(ValueError, match="known"):
         get_format("uitars-9")
-    assert processor_options({"min_pixels": 3136, "max_pixels": 12845056, "patch_size": 14,
+    assert UITars15.processor_options({"min_pixels": 3136, "max_pixels": 12845056, "patch_size": 14,
                               "merge_size": 2}) == {"factor": 28, "min_pixels": 3136,
                                                      "max_pixels": 12845056}
     transformers = pytest.importorskip("transformers")
     config = transformers.Qwen2VLImageProcessor(min_pixels=3136, max_pixels=200704).to_dict()
-    options = processor_options(config)
+    options = UITars15.processor_options(config)
     assert options == {"factor": 28, "min_pixels": 3136, "max_pixels": 200704}
-    assert processor_options({"image_processor": config, "processor_class": "x"}) == options
+    assert UITars15.processor_options({"image_processor": config, "processor_class": "x"}) == options
     assert get_format("uitars-1.5", **options).image_size(SCREEN) == (588, 336)
 
 

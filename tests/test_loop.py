@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from cua.collect.store import RunStore
 from cua.evaluate.runner import EvalRecipe
 from cua.loop import LoopRecipe, run_loop
-from cua.store import RunStore
 from tests.conftest import require_desktop_tools
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
@@ -38,7 +38,8 @@ def test_loop_trains_serves_and_evaluates_the_student(tmp_path):
     assert result.success_untrained == 0
     for label, model_dir in (("untrained", folder / "student"), ("trained", folder / "sft" / "model")):
         root = EvalRecipe(tasks=[folder / "eval-tasks"], out=folder / "results" / label,
-                          model={"name": str(model_dir)}).results_root()
+                          model={"name": str(model_dir), "base_url": "http://127.0.0.1:9/v1"}
+                          ).results_root()
         assert len(list(root.rglob("result.txt"))) == 2, f"{label}: every task scored"
         for episode in RunStore(root).episodes().values():
             assert episode.steps[0].call.request["model"] == str(model_dir)

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from cua.models import ChatModel, ModelConfig
-from cua.store import ScreenBuffer
+from cua.collect.client import ChatModel, ModelConfig
+from cua.collect.store import ScreenBuffer
 
 PNG_URL = "data:image/png;base64,iVBORw0KGgo="
 
@@ -69,7 +69,7 @@ def double(request):
 
 
 def _model(url: str, **options) -> ChatModel:
-    return ChatModel(ModelConfig(name="m", base_url=url, backoff_s=0.01, **options))
+    return ChatModel(ModelConfig(name="m", base_url=url, **options))
 
 
 MESSAGES = [{"role": "user", "content": [{"type": "text", "text": "hi"},
@@ -108,3 +108,42 @@ def test_timeout_malformed_json_and_refused_connection(double):
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
     call = _model(dead, max_retries=1).complete(MESSAGES, "goal", ScreenBuffer().put)
     assert "APIConnectionError" in call.error and call.attempts == 2
+
+
+def test_concurrency_bounds_the_requests_in_flight_from_every_worker(double):
+    """One client serves every worker of a run, so `concurrency` is one limit for them all."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cua.collect.agents import RoleFactory
+    from cua.collect.recipe import CollectRecipe
+    from cua.collect.worker import Worker
+
+    server = double(*[(200, _reply("Thought: ok\nAction: wait()"), 0.3)] * 6)
+    in_flight, peak, lock = 0, 0, threading.Lock()
+    handler = server.server.RequestHandlerClass
+    original = handler.do_POST
+
+    def counting(self):
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        try:
+            original(self)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    handler.do_POST = counting
+    model = {"name": "m", "base_url": server.url, "concurrency": 2}
+    recipe = CollectRecipe.model_validate({"name": "c", "content": {"generate": {"workbooks": 1}},
+                                           "envs": ["calc"], "model": model})
+    roles = RoleFactory([recipe.model])
+    workers = [Worker(recipe, roles) for _ in range(3)]
+    assert workers[0].agent.model is workers[1].agent.model is workers[2].agent.model
+    calls = [(w.agent.model, i) for i in range(2) for w in workers]
+    with ThreadPoolExecutor(6) as pool:
+        done = list(pool.map(lambda c: c[0].complete(MESSAGES, "executor", ScreenBuffer().put),
+                             calls))
+    assert all(call.error is None for call in done)
+    assert peak == 2

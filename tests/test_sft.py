@@ -12,11 +12,12 @@ import yaml
 from typer.testing import CliRunner
 
 from cua.cli import app
-from cua.collect import collect, new_run
-from cua.config import CollectRecipe, load_recipe
-from cua.dataset import build_dataset, load_sft_dataset, read_manifest
-from cua.expand import ExpandConfig
-from cua.train import SFTRecipe
+from cua.collect.driver import collect, new_run
+from cua.collect.recipe import CollectRecipe
+from cua.data.dataset import build_dataset, load_sft_dataset, read_manifest
+from cua.data.expand import ExpandConfig
+from cua.recipes import load_recipe
+from cua.train.sft import SFTRecipe
 from tests.conftest import require_desktop_tools
 
 pytest.importorskip("trl", reason="needs the train extra (pip install -e '.[train]')")
@@ -26,7 +27,7 @@ RUNNER = CliRunner()
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    from cua.tinymodel import build_tiny_model
+    from cua.train.tinymodel import build_tiny_model
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
@@ -104,7 +105,7 @@ def test_tiny_model_trains_resumes_and_serves(dataset, tiny_model, tmp_path):
     import openai
 
     from cua.formats import Context, get_format
-    from cua.serve import TransformersServer
+    from cua.train.serve import TransformersServer
 
     image = load_sft_dataset(dataset)[0]["images"][0]
     import io
@@ -150,3 +151,11 @@ def test_recipes_validate():
         load_recipe(RECIPES / "sft-tiny-cpu.yaml", ["dataset=somewhere"], kind=SFTRecipe)
     with pytest.raises(ValueError, match="extra"):
         load_recipe(RECIPES / "sft-tiny-cpu.yaml", ["epoch=3"], kind=SFTRecipe)
+
+
+def test_bench_sft_prints_its_figures_as_json(dataset, tmp_path):
+    (run,) = (dataset.parent / "runs").iterdir()
+    result = RUNNER.invoke(app, ["bench", "sft", str(run), "--steps", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["steps"] == 2 and figures["tokens_per_s"] > 0 and figures["peak_memory_mb"] > 0

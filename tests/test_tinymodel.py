@@ -15,7 +15,7 @@ _REASON = "needs the train extra (pip install -e '.[train]'): {} is not installe
 for _module in ("torch", "torchvision", "transformers"):
     pytest.importorskip(_module, reason=_REASON.format(_module))
 
-from cua.tinymodel import MAX_PIXELS, UNIT, build_tiny_model  # noqa: E402
+from cua.train.tinymodel import MAX_PIXELS, UNIT, build_tiny_model  # noqa: E402
 
 VISION = "<|vision_start|><|image_pad|><|vision_end|>"
 GRID = [1, 12, 20]  # 1920x1080 -> 336x560 pixels -> 12x20 patches -> 60 visual tokens
@@ -132,7 +132,7 @@ def test_transformers_serve_answers_chat_with_screenshot(model_dir, tmp_path):
     pytest.importorskip("openai", reason=_REASON.format("openai"))
     from openai import OpenAI
 
-    from cua.serve import TransformersServer
+    from cua.train.serve import TransformersServer
 
     started = time.monotonic()
     server = TransformersServer(model_dir, tmp_path / "serve.log").start()

@@ -69,7 +69,7 @@ def _item(path: str, prop: str, value: str) -> str:
 
 
 def _registry(env: EnvSpec) -> str:
-    flag = lambda b: "true" if b else "false"  # noqa: E731
+    flag = lambda b: "true" if b else "false"
     items = [
         _item("/org.openoffice.Office.Common/Misc", "FirstRun", "false"),
         _item("/org.openoffice.Office.Common/Misc", "ShowTipOfTheDay", "false"),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Self
 
 import httpx
-from PIL import Image
 
 from cua.actions import Action, ActionError
-from cua.content import ContentError
-from cua.desktop.records import ExecuteReport, Health, ResetReport, WindowInfo
+from cua.content.check import ContentError
+from cua.desktop.api import ExecuteReport, Health, ResetReport, WindowInfo
+from cua.desktop.waiting import WaitTimeout, wait_until
 from cua.envspec import EnvSpec
 
 
@@ -36,7 +37,7 @@ class Desktop:
                                  headers={"Authorization": f"Bearer {token}"})
         self.spec: EnvSpec | None = None
 
-    # -- Gymnasium-style lifecycle ------------------------------------------------------------
+    # -- Gymnasium-style lifecycle ----------------------------------------------------------------
 
     def reset(self, env: EnvSpec, content: list[Path] = (), files: list[str] = ()) -> ResetReport:
         """Upload `content` to the desktop's home and bring it up with `env`'s apps on it and on
@@ -53,20 +54,16 @@ class Desktop:
         if self.backend is not None:
             self.backend.stop(self.id)
 
-    def __enter__(self) -> Desktop:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_) -> None:
         self.close()
 
-    # -- observe and act ------------------------------------------------------------------------
+    # -- observe and act --------------------------------------------------------------------------
 
     def screenshot_png(self) -> bytes:
         return self.http.get("/screenshot").raise_for_status().content
-
-    def screenshot(self) -> Image.Image:
-        from io import BytesIO
-        return Image.open(BytesIO(self.screenshot_png()))
 
     def execute(self, actions: list[Action], settle: bool = True) -> ExecuteReport:
         body = {"actions": [a.model_dump(mode="json") for a in actions], "settle": settle}
@@ -84,7 +81,7 @@ class Desktop:
         except (httpx.HTTPError, DesktopError):
             return Health(ok=False, x_server=False)
 
-    # -- files and apps -------------------------------------------------------------------------
+    # -- files and apps ---------------------------------------------------------------------------
 
     def upload(self, local: Path, remote: str | None = None) -> str:
         """Copy a local file into the desktop's home; returns its home-relative path."""
@@ -122,18 +119,21 @@ class Desktop:
 
     def wait_until_up(self, timeout_s: float = 30.0) -> None:
         """Block until the control server answers (it may still be importing)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                self.http.get("/health", timeout=2).raise_for_status()
-                return
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise DesktopError("backend", f"desktop {self.id} did not answer at "
-                                       f"{self.base_url} within {timeout_s:.0f} s") from None
-                time.sleep(0.05)
+        try:
+            wait_until(self.answers, timeout_s, interval_s=0.05,
+                       what=f"desktop {self.id} to answer at {self.base_url}")
+        except WaitTimeout as exc:
+            raise DesktopError("backend", str(exc)) from None
 
-    # -- plumbing -------------------------------------------------------------------------------
+    def answers(self) -> bool:
+        """Whether the control server answers now."""
+        try:
+            self.http.get("/health", timeout=2).raise_for_status()
+        except httpx.HTTPError:
+            return False
+        return True
+
+    # -- plumbing ---------------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, **kwargs):
         response = self.http.request(method, path, **kwargs)

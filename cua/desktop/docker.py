@@ -10,9 +10,9 @@ import os
 import secrets
 import time
 
-
 from cua.desktop import registry
 from cua.desktop.client import Desktop, DesktopError
+from cua.desktop.waiting import WaitTimeout, wait_until
 
 try:
     import docker
@@ -46,17 +46,6 @@ def client():
     where = os.environ.get("DOCKER_HOST") or f"the default socket or {PODMAN_SOCKET}"
     raise DesktopError("backend", f"no Docker Engine API answers at {where}: start Docker, or "
                        "run scripts/setup-podman.sh and export the DOCKER_HOST it prints")
-
-
-def available(image: str | None = None) -> bool:
-    """Whether an engine answers (and holds `image`, when given): the tests' skip condition."""
-    try:
-        engine = client()
-        if image:
-            engine.images.get(image)
-        return True
-    except (DesktopError, DockerException):
-        return False
 
 
 class DockerBackend:
@@ -113,20 +102,20 @@ class DockerBackend:
 
     def _wait_healthy(self, desktop: Desktop, container) -> None:
         """Wait until the server answers; fail early if the container exits."""
-        deadline = time.monotonic() + self.start_timeout_s
-        while True:
-            try:
-                desktop.wait_until_up(1.0)
-                return
-            except DesktopError:
-                container.reload()
-                if container.status in ("exited", "dead", "removing"):
-                    raise DesktopError("backend", f"desktop container exited "
-                                       f"(status {container.status})") from None
-                if time.monotonic() > deadline:
-                    raise DesktopError("backend", f"desktop {desktop.id} did not answer at "
-                                       f"{desktop.base_url} within {self.start_timeout_s:.0f} s"
-                                       ) from None
+        def answering() -> bool:
+            if desktop.answers():
+                return True
+            container.reload()
+            if container.status in ("exited", "dead", "removing"):
+                raise DesktopError("backend", f"desktop container exited "
+                                   f"(status {container.status})")
+            return False
+
+        try:
+            wait_until(answering, self.start_timeout_s, interval_s=0.25,
+                       what=f"desktop {desktop.id} to answer at {desktop.base_url}")
+        except WaitTimeout as exc:
+            raise DesktopError("backend", str(exc)) from None
 
 
 def _remove(container, attempts: int = 5) -> None:
@@ -146,15 +135,16 @@ def _remove(container, attempts: int = 5) -> None:
 
 def _host_port(container, timeout_s: float = 10.0) -> int:
     """The loopback port the engine published for the container's 8080."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    def published() -> int | None:
         container.reload()
         bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get("8080/tcp")
-        if bindings and bindings[0].get("HostPort"):
-            return int(bindings[0]["HostPort"])
-        if time.monotonic() > deadline:
-            raise DesktopError("backend", "the engine published no host port for 8080/tcp")
-        time.sleep(0.05)
+        return int(bindings[0]["HostPort"]) if bindings and bindings[0].get("HostPort") else None
+
+    try:
+        return wait_until(published, timeout_s, interval_s=0.05,
+                          what="the engine to publish a host port for 8080/tcp")
+    except WaitTimeout as exc:
+        raise DesktopError("backend", str(exc)) from None
 
 
 def _logs(container) -> str:

@@ -6,8 +6,20 @@ import re
 import subprocess
 import time
 
-from cua.actions import (KEYSYMS, Action, CallUser, Click, Drag, Finished, Hotkey, LeftDouble,
-                         RightSingle, Scroll, Type, Wait)
+from cua.actions import (
+    KEYSYMS,
+    Action,
+    CallUser,
+    Click,
+    Drag,
+    Finished,
+    Hotkey,
+    LeftDouble,
+    RightSingle,
+    Scroll,
+    Type,
+    Wait,
+)
 
 SCROLL_BUTTONS = {"up": "4", "down": "5", "left": "6", "right": "7"}
 SCROLL_CLICKS = 5
@@ -16,7 +28,7 @@ KEY_GAP_S = 0.1   # LibreOffice drops key presses that follow each other too clo
 _SEGMENTS = re.compile(r"(\n|\t|[\x20-\x7e]+|[^\x20-\x7e\n\t]+)")
 
 
-class Executor:
+class InputDriver:
     """Runs actions on one display. `env` carries DISPLAY (and the desktop's HOME)."""
 
     def __init__(self, env: dict[str, str], wait_s: float = 1.0):
@@ -86,6 +98,6 @@ class Executor:
 
     def _xdotool(self, *args) -> None:
         result = subprocess.run(["xdotool", *map(str, args)], env=self.env, capture_output=True,
-                                text=True, timeout=30)
+                                text=True, timeout=30, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"xdotool {args[0]} failed: {result.stderr.strip()}")

@@ -10,11 +10,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
+from contextlib import suppress
 from pathlib import Path
 
 from cua.desktop import procs, registry
 from cua.desktop.client import Desktop, DesktopError
+from cua.desktop.waiting import WaitTimeout, wait_until
 
 
 class LocalBackend:
@@ -38,14 +39,14 @@ class LocalBackend:
                  *(["--parent-pid", str(os.getpid())] if self.owned else [])],
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
-        deadline = time.monotonic() + self.start_timeout_s
-        while not ready.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log_tail = (root / "server.log").read_text(errors="replace")[-2000:]
-                procs.stop(proc)
-                shutil.rmtree(root, ignore_errors=True)
-                raise DesktopError("backend", f"local desktop server did not start:\n{log_tail}")
-            time.sleep(0.02)
+        with suppress(WaitTimeout):
+            wait_until(lambda: ready.exists() or proc.poll() is not None, self.start_timeout_s,
+                       what="the desktop server to start")
+        if not ready.exists():
+            log_tail = (root / "server.log").read_text(errors="replace")[-2000:]
+            procs.stop(proc)
+            shutil.rmtree(root, ignore_errors=True)
+            raise DesktopError("backend", f"local desktop server did not start:\n{log_tail}")
         port = json.loads(ready.read_text())["port"]
         record = registry.DesktopRecord(id=desktop_id, backend="local",
                                         base_url=f"http://127.0.0.1:{port}", token=token,
@@ -59,9 +60,10 @@ class LocalBackend:
         """Ask the server to shut down, then make sure every process and file is gone."""
         record = registry.load(desktop_id)
         registry.request_shutdown(record)
-        deadline = time.monotonic() + 5
-        while record.pid and procs.alive(record.pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        if record.pid:
+            with suppress(WaitTimeout):  # whatever is left is killed below
+                wait_until(lambda: not procs.alive(record.pid), 5,
+                           what="the desktop server to exit")
         procs.kill_all(procs.marked_pids(desktop_id))
         if record.root:
             shutil.rmtree(record.root, ignore_errors=True)

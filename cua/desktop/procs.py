@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
-from pathlib import Path
+from contextlib import suppress
+
+import psutil
+
+from cua.desktop.waiting import WaitTimeout, wait_until
 
 MARK = "CUA_DESKTOP_ID"
 
@@ -14,56 +17,44 @@ MARK = "CUA_DESKTOP_ID"
 def marked_pids(desktop_id: str) -> list[int]:
     """PIDs of live processes whose environment carries `CUA_DESKTOP_ID=desktop_id`, never
     this process nor its ancestors (a container's init inherits the mark too)."""
-    needle = f"{MARK}={desktop_id}".encode()
-    skip = set(_lineage())
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in skip:
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and needle in environ.split(b"\0"):
-            pids.append(int(entry.name))
-    return sorted(pids)
-
-
-def _lineage() -> list[int]:
-    """This process and its ancestors up to PID 1."""
-    chain, pid = [], os.getpid()
-    while pid > 0:
-        chain.append(pid)
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            break
-    return chain
+    me = psutil.Process()
+    skip = {me.pid, *(p.pid for p in me.parents())}
+    return sorted(p.pid for p in psutil.process_iter(["environ", "status"])
+                  if p.pid not in skip and p.info["status"] != psutil.STATUS_ZOMBIE
+                  and (p.info["environ"] or {}).get(MARK) == desktop_id)
 
 
 def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
+        return _runs(psutil.Process(pid))
+    except psutil.NoSuchProcess:
         return False
-    return state != "Z"
 
 
 def kill_all(pids: list[int], grace_s: float = 2.0) -> None:
-    """SIGTERM, wait up to `grace_s`, then SIGKILL whatever is left."""
-    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 1.0)):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and any(alive(p) for p in pids):
-            time.sleep(0.02)
-        pids = [p for p in pids if alive(p)]
-        if not pids:
-            return
+    """SIGTERM, wait up to `grace_s`, then SIGKILL whatever is left. A zombie counts as gone:
+    orphans wait for init to reap them, which can take seconds."""
+    left = _signal(_processes(pids), signal.SIGTERM, grace_s)
+    if left:
+        _signal(left, signal.SIGKILL, 1.0)
+
+
+def _signal(procs: list[psutil.Process], sig: int, wait_s: float) -> list[psutil.Process]:
+    """Send `sig` to `procs`, wait up to `wait_s` for them to end; those still running."""
+    for proc in procs:
+        with suppress(psutil.NoSuchProcess):
+            proc.send_signal(sig)
+    with suppress(WaitTimeout):
+        wait_until(lambda: not any(map(_runs, procs)), wait_s)
+    return [p for p in procs if _runs(p)]
+
+
+def _runs(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def stop(proc: subprocess.Popen | None, grace_s: float = 2.0) -> None:
@@ -84,44 +75,53 @@ def stop(proc: subprocess.Popen | None, grace_s: float = 2.0) -> None:
 
 def _group_members(pgid: int) -> list[int]:
     members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
-                    members.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
+    for pid in psutil.pids():
+        try:
+            if os.getpgid(pid) == pgid:
+                members.append(pid)
+        except OSError:
+            continue
     return members
+
+
+def _processes(pids: list[int]) -> list[psutil.Process]:
+    """The processes of `pids` that still exist."""
+    found = []
+    for pid in pids:
+        try:
+            found.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+    return found
 
 
 def pss_bytes(pids: list[int]) -> int:
     """Summed proportional set size of `pids` (falls back to RSS where PSS is unavailable)."""
     total = 0
-    for pid in pids:
+    for proc in _processes(pids):
         try:
-            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-        except OSError:
+            memory = proc.memory_full_info()
+        except psutil.Error:
             continue
-        fields = dict(line.split(":", 1) for line in text.splitlines()[1:] if ":" in line)
-        value = fields.get("Pss") or fields.get("Rss") or "0 kB"
-        total += int(value.split()[0]) * 1024
+        total += memory.pss or memory.rss
     return total
 
 
 def comm(pid: int) -> str:
+    """The process's name ("" once it is gone)."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
+        return psutil.Process(pid).name()
+    except psutil.Error:
         return ""
 
 
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time consumed so far by `pids` (gone processes count as 0)."""
-    ticks = 0
-    for pid in pids:
+    total = 0.0
+    for proc in _processes(pids):
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            times = proc.cpu_times()
+        except psutil.Error:
             continue
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        total += times.user + times.system
+    return total

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import hmac
 import json
+import math
 import os
 import secrets
 import signal
@@ -14,7 +15,6 @@ import socket
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import uvicorn
@@ -22,10 +22,19 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
 from cua.actions import ActionError
-from cua.content import ContentError
-from cua.desktop.records import (ExecuteReport, ExecuteRequest, Health, LaunchRequest,
-                                 OpenRequest, ResetReport, ResetRequest, WindowInfo)
+from cua.content.check import ContentError
+from cua.desktop.api import (
+    ExecuteReport,
+    ExecuteRequest,
+    Health,
+    LaunchRequest,
+    OpenRequest,
+    ResetReport,
+    ResetRequest,
+    WindowInfo,
+)
 from cua.desktop.session import AppNotReady, Session
+from cua.desktop.waiting import wait_until
 
 ERRORS: dict[type[Exception], tuple[int, str]] = {
     ActionError: (422, "action"), ContentError: (422, "content"), AppNotReady: (504, "app"),
@@ -123,8 +132,8 @@ def _handler(status: int, kind: str):
 
 def _exit_with_parent(parent_pid: int, server: uvicorn.Server) -> None:
     """An owned desktop dies with its owner (a killed collector leaves no desktops behind)."""
-    while os.getppid() == parent_pid:
-        time.sleep(0.5)
+    wait_until(lambda: os.getppid() != parent_pid, math.inf, interval_s=0.5,
+               what="the owner to exit")
     server.should_exit = True
 
 

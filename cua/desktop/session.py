@@ -12,13 +12,15 @@ from pathlib import Path
 from PIL import Image
 
 from cua.actions import Action, validate
-from cua.content import check_content, content_kind
+from cua.content.check import check_content, content_kind
 from cua.desktop import apps, procs
-from cua.desktop.inputs import Executor
-from cua.desktop.records import ActionResult, ExecuteReport, Health, ResetReport, WindowInfo
-from cua.desktop.settle import SettleReport, wait_settled
+from cua.desktop.api import ExecuteReport, Health, ResetReport, WindowInfo
+from cua.desktop.inputs import InputDriver
+from cua.desktop.settle import wait_settled
+from cua.desktop.waiting import WaitTimeout, wait_until
 from cua.desktop.x11 import XStack
 from cua.envspec import APP_CONTENT, EnvSpec
+from cua.records import ActionResult, SettleReport
 
 
 class AppNotReady(RuntimeError):
@@ -42,12 +44,12 @@ class Session:
         }
         self.x = XStack(self.env, self.run_dir)
         self.spec: EnvSpec | None = None
-        self.executor = Executor(self.env)
+        self.inputs = InputDriver(self.env)
         self.app_procs: dict[str, subprocess.Popen] = {}
         self.opened: dict[str, str] = {}
         self._verified: set[str] = set()  # sha256 of contents that opened cleanly
 
-    # -- lifecycle -----------------------------------------------------------------------------
+    # -- lifecycle --------------------------------------------------------------------------------
 
     def reset(self, spec: EnvSpec, files: list[str]) -> ResetReport:
         """Close the apps, restart the X stack if it died or the screen changed, seed the
@@ -63,7 +65,7 @@ class Session:
             self.x.stop()
             self.x.start(spec.screen, self.requested_display)
         self.spec = spec
-        self.executor.wait_s = spec.settle.wait_action_s
+        self.inputs.wait_s = spec.settle.wait_action_s
         apps.seed_home(self.home, self.profile, spec)
         self.opened = {}
         for app_spec in spec.apps:
@@ -103,7 +105,7 @@ class Session:
         self.x.stop()
         procs.kill_all(procs.marked_pids(self.id))
 
-    # -- observation and action ----------------------------------------------------------------
+    # -- observation and action -------------------------------------------------------------------
 
     def screenshot(self) -> bytes:
         return encode_png(self.x.frame())
@@ -118,7 +120,7 @@ class Session:
             t0 = time.monotonic()
             before = self.x.frame() if settle else None
             try:
-                self.executor.run(action)
+                self.inputs.run(action)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 results.append(ActionResult(action=action, ok=False, error=str(exc),
                                             seconds=time.monotonic() - t0))
@@ -145,7 +147,7 @@ class Session:
                       apps=app_ok, display=self.x.display,
                       env=self.spec.name if self.spec else None)
 
-    # -- files -----------------------------------------------------------------------------------
+    # -- files ------------------------------------------------------------------------------------
 
     def resolve(self, path: str) -> Path:
         """A path inside the desktop's home; anything escaping it is refused."""
@@ -154,7 +156,7 @@ class Session:
             raise PermissionError(f"{path}: outside the desktop's home")
         return target
 
-    # -- internals -------------------------------------------------------------------------------
+    # -- internals --------------------------------------------------------------------------------
 
     def _require_spec(self) -> EnvSpec:
         if self.spec is None:
@@ -183,28 +185,30 @@ class Session:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         self.app_procs.setdefault(app, proc)
-        self._wait_window(app, files, proc)
+        self._wait_window(app, files)
         self.opened.update({str(f.relative_to(self.home)): app for f in files})
 
-    def _wait_window(self, app: str, files: list[Path], proc: subprocess.Popen) -> None:
+    def _wait_window(self, app: str, files: list[Path]) -> None:
         """Block until `app` maps a window (one per document for office apps)."""
         spec = self._require_spec()
         wm_class = apps.WINDOW_CLASS[app]
         wanted = [f.name for f in files] if app in apps.OFFICE_APPS else []
-        deadline = time.monotonic() + spec.ready_timeout_s
-        while True:
+
+        def shown() -> bool:
             windows = self.x.windows()
             ours = [w for w in windows if wm_class in w.wm_class.lower()]
             loading = app == "browser" and files and all(
                 w.title.startswith(apps.BROWSER_BLANK_TITLES) for w in ours)
-            if ours and not loading and all(any(n in w.title for w in windows) for n in wanted):
-                return
-            if time.monotonic() > deadline:
-                titles = "; ".join(w.title for w in windows) or "none"
-                what = ", ".join(wanted) or app
-                raise AppNotReady(f"{what}: {app} showed no window within "
-                                  f"{spec.ready_timeout_s:.0f} s (windows: {titles})")
-            time.sleep(0.02)
+            return bool(ours) and not loading and all(any(n in w.title for w in windows)
+                                                      for n in wanted)
+
+        try:
+            wait_until(shown, spec.ready_timeout_s, what=f"{app}'s window")
+        except WaitTimeout:
+            titles = "; ".join(w.title for w in self.x.windows()) or "none"
+            what = ", ".join(wanted) or app
+            raise AppNotReady(f"{what}: {app} showed no window within "
+                              f"{spec.ready_timeout_s:.0f} s (windows: {titles})") from None
 
 
 def encode_png(frame, level: int = 1) -> bytes:

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
-from pydantic import BaseModel
 
 from cua.envspec import SettlePolicy
-
-
-class SettleReport(BaseModel):
-    settled: bool      # False: the cap was reached while the screen still changed
-    changed: bool      # whether the screen differed at all from the frame before the action
-    waited_s: float
-    frames: int
+from cua.records import SettleReport
 
 
 def changed_fraction(a: np.ndarray, b: np.ndarray, stride: int = 2) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from Xlib import display as xdisplay
 from Xlib.error import XError
 
 from cua.desktop import procs
+from cua.desktop.waiting import WaitTimeout, wait_until
 from cua.envspec import Screen
 
 
@@ -55,14 +55,14 @@ class XStack:
                 raise RuntimeError("Xvfb did not start (no display number reported)")
             self.display = f":{number}"
         self.env["DISPLAY"] = self.display
-        self._wait(lambda: self._x_answers(), 10, "Xvfb did not accept connections")
+        self._wait(self._x_answers, "Xvfb to accept connections")
         bus = self.run_dir / "bus"
         bus.unlink(missing_ok=True)
         self.env["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={bus}"
         self.procs.append(self._spawn(["dbus-daemon", "--session", "--nofork", "--nopidfile",
                                        f"--address=unix:path={bus}"]))
         self.procs.append(self._spawn(["openbox", "--config-file", str(self._openbox_config())]))
-        self._wait(lambda: bus.exists() and self._wm_running(), 10, "openbox did not start")
+        self._wait(lambda: bus.exists() and self._wm_running(), "openbox and the session bus")
 
     def alive(self) -> bool:
         return bool(self.procs) and all(p.poll() is None for p in self.procs) and self._x_answers()
@@ -114,7 +114,8 @@ class XStack:
                                 start_new_session=True, **kwargs)
 
     def _run(self, argv: list[str]) -> subprocess.CompletedProcess:
-        return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=10)
+        return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=10,
+                              check=False)
 
     def _x_answers(self) -> bool:
         try:
@@ -132,12 +133,12 @@ class XStack:
         return path
 
     @staticmethod
-    def _wait(check, timeout_s: float, error: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not check():
-            if time.monotonic() > deadline:
-                raise RuntimeError(error)
-            time.sleep(0.01)
+    def _wait(check, what: str) -> None:
+        """Wait up to 10 s for `check`; a RuntimeError (the server's 409 "state") if in vain."""
+        try:
+            wait_until(check, 10, interval_s=0.01, what=what)
+        except WaitTimeout as exc:
+            raise RuntimeError(str(exc)) from None
 
 
 OPENBOX_RC = """<?xml version="1.0" encoding="UTF-8"?>

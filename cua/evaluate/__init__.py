@@ -1,9 +1,5 @@
-"""OSWorld-style evaluation: task configs, getters, metrics and scoring."""
+"""OSWorld-style evaluation: task configs, setup steps, the eval runner, `check` and `make`."""
 
-from cua.evaluate.evaluator import EvalResult, MetricResult, evaluate
-from cua.evaluate.getters import GETTERS, GetterContext
-from cua.evaluate.metrics import METRICS
-from cua.evaluate.taskconfig import STEPS, Evaluator, TaskConfig, load_tasks
+from cua.evaluate.taskconfig import STEPS, TaskConfig, load_tasks
 
-__all__ = ["GETTERS", "METRICS", "STEPS", "EvalResult", "Evaluator", "GetterContext", "MetricResult",
-           "TaskConfig", "evaluate", "load_tasks"]
+__all__ = ["STEPS", "TaskConfig", "load_tasks"]

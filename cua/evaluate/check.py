@@ -13,12 +13,12 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from cua.evaluate.evaluator import evaluate
-from cua.evaluate.runner import EvalRecipe, EvalWorker, describe
-from cua.evaluate.setup import home_path
+from cua.collect.agents import RoleFactory
+from cua.collect.pool import run_pool
+from cua.desktop.ops import home_path
+from cua.evaluate.runner import EvalRecipe, EvalWorker
 from cua.evaluate.taskconfig import TaskConfig
-from cua.models import ModelConfig
-from cua.pool import run_pool
+from cua.scoring import evaluate
 
 
 class TaskCheck(BaseModel):
@@ -50,37 +50,37 @@ def check_task(worker: EvalWorker, task: TaskConfig, out: Path) -> TaskCheck:
     folder = out / task.domain / task.id
     shutil.rmtree(folder, ignore_errors=True)
     row = TaskCheck(id=task.id, domain=task.domain)
-    initial = worker.attempt(task, folder / "initial", act=False)
-    if initial.result is None:
-        row.problem = f"the initial state could not be scored: {initial.record.error}"
+    initial = worker.attempt(task, folder / "initial", act=False).record
+    if initial.evaluation is None:
+        row.problem = f"the initial state could not be scored: {initial.error}"
         return row
-    row.initial_score = initial.result.score
+    row.initial_score = initial.evaluation.score
     if task.gold:
         row.gold = "files"
         gold = evaluate(task.evaluator, gold_fetch(task), task.task_dir, folder / "gold")
-        row.gold_score, detail = gold.score, describe(gold)
     elif task.solution is not None:
         row.gold = "solution"
-        solved = worker.attempt(task, folder / "gold")
-        if solved.result is None:
-            row.problem = f"the reference solution did not run: {solved.record.error}"
+        solved = worker.attempt(task, folder / "gold").record
+        if solved.evaluation is None:
+            row.problem = f"the reference solution did not run: {solved.error}"
             return row
-        row.gold_score, detail = solved.result.score, describe(solved.result)
+        gold = solved.evaluation
     else:
         row.problem = "no gold result: the task has neither 'gold' files nor a 'solution'"
         return row
+    row.gold_score = gold.score
     if row.initial_score >= 1:
-        row.problem = f"the initial state already passes ({describe(initial.result)})"
+        row.problem = f"the initial state already passes ({initial.evaluation.describe()})"
     elif row.gold_score < 1:
-        row.problem = f"the gold result fails ({detail})"
+        row.problem = f"the gold result fails ({gold.describe()})"
     return row
 
 
 def check_tasks(tasks: list[TaskConfig], out: Path, backend: str = "local", workers: int = 1,
                 on_result=None) -> list[TaskCheck]:
     """Check every task on `workers` desktops (the scripted expert plays the solutions)."""
-    recipe = EvalRecipe(tasks=[t.task_file for t in tasks], model=ModelConfig(name="scripted"),
-                        backend=backend, workers=workers)
+    recipe = EvalRecipe(tasks=[t.task_file for t in tasks], backend=backend, workers=workers)
+    roles = RoleFactory([recipe.model])
     rows: list[TaskCheck] = []
 
     def keep(row: TaskCheck) -> None:
@@ -88,7 +88,7 @@ def check_tasks(tasks: list[TaskConfig], out: Path, backend: str = "local", work
         if on_result is not None:
             on_result(row)
 
-    run_pool(lambda: EvalWorker(recipe), tasks, workers,
+    run_pool(lambda: EvalWorker(recipe, roles), tasks, workers,
              lambda worker, task: check_task(worker, task, out), keep)
     order = {t.id: i for i, t in enumerate(tasks)}
     return sorted(rows, key=lambda r: order[r.id])

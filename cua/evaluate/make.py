@@ -14,11 +14,12 @@ import os
 import re
 from pathlib import Path
 
-from cua.content import ContentError, check_content
+from cua.collect.expert import families
+from cua.collect.expert.scripted import ScriptedGoalGenerator, ScriptedJudge
+from cua.collect.roles import Grounding
+from cua.content.check import ContentError, check_content
 from cua.envspec import load_env
-from cua.expert import families
-from cua.expert.scripted import ScriptedGoalGenerator, ScriptedJudge
-from cua.tasks import Task
+from cua.records import Task
 
 DOMAINS = {"calc": "libreoffice_calc", "impress": "libreoffice_impress",
            "writer": "libreoffice_writer"}
@@ -56,6 +57,10 @@ def task_id(task: Task, source: Path) -> str:
     return f"{task.family.replace('.', '-').replace('_', '-')}-{stem}-{digest}"
 
 
+def _no_desktop() -> bytes:
+    raise RuntimeError("`cua eval make` grounds tasks in files, on no desktop")
+
+
 def make_tasks(sources: list[Path], out: Path, names: list[str] = (), per_file: int = 1,
                seed: int = 0) -> tuple[list[Path], dict[str, str]]:
     """Write up to `per_file` feasible tasks per document into `out/{domain}/{id}.json`.
@@ -69,9 +74,10 @@ def make_tasks(sources: list[Path], out: Path, names: list[str] = (), per_file: 
             skipped[str(source)] = e.reason
             continue
         apps = sorted({f.app for f in families().values() if kind in f.kinds})
-        tasks = [t for app in apps for t in generator.propose(source.stem, load_env(app), source,
-                                                               kind, per_file)][:per_file]
-        tasks = [t for t in tasks if judge.judge(t, source).feasible]
+        groundings = [Grounding(source.stem, load_env(app), source, kind, _no_desktop)
+                      for app in apps]
+        tasks = [t for g in groundings for t in generator.propose(g, per_file).tasks][:per_file]
+        tasks = [t for t in tasks if judge.judge(t, groundings[0])[0].feasible]
         if not tasks:
             skipped[str(source)] = "no template family offers a feasible task"
         for task in tasks:

@@ -1,7 +1,8 @@
-"""OSWorld setup and postconfig steps as operations on a live desktop.
+"""OSWorld setup and postconfig steps as operations on a live desktop (`cua.desktop.ops`).
 
-`plan_steps` turns a task's steps into typed operations without touching anything, so `load_tasks`
-can refuse what it cannot run; `prepare` and `run_ops` carry them out. Commands are never run as
+`plan_steps` turns a task's steps into typed operations without touching anything, so
+`load_tasks` can refuse what it cannot run; `cua.desktop.ops.prepare` and `run_ops` carry them
+out. Commands are never run as
 given: only the shapes OSWorld tasks use are recognised (starting an app on a file, pyautogui or
 xdotool key presses and typing, sleeps) and become structured desktop actions; anything else is
 unsupported. OSWorld's desktop home `/home/user` maps to the desktop's own home.
@@ -11,19 +12,16 @@ from __future__ import annotations
 
 import ast
 import shlex
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
 
-from cua.actions import Action, ActionError, Click, Hotkey, Type, normalize_key
-from cua.desktop.apps import WINDOW_CLASS
+from cua.actions import ActionError, Click, Hotkey, Type, normalize_key
+from cua.desktop.ops import Act, ActivateWindow, Launch, Op, OpenFile, Sleep, Upload, home_path
 from cua.envspec import AppSpec, EnvSpec, load_env
 
-OSWORLD_HOME = PurePosixPath("/home/user")
 MAX_SLEEP_S = 5.0  # readiness checks replace long fixed sleeps
 # OSWorld's related_apps -> our apps.
 APPS = {"libreoffice_calc": "calc", "libreoffice_impress": "impress",
@@ -42,65 +40,11 @@ class UnsupportedStep(ValueError):
     """A step this package does not run, with the reason."""
 
 
-# -- operations --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Upload:
-    source: Path   # a local file
-    remote: str    # home-relative path on the desktop
-
-
-@dataclass(frozen=True)
-class OpenFile:
-    remote: str
-    app: str | None = None
-
-
-@dataclass(frozen=True)
-class Launch:
-    app: str
-
-
-@dataclass(frozen=True)
-class Act:
-    actions: tuple[Action, ...]
-
-
-@dataclass(frozen=True)
-class Sleep:
-    seconds: float
-
-
-@dataclass(frozen=True)
-class ActivateWindow:
-    name: str
-    strict: bool = False
-    by_class: bool = False
-
-
-Op = Upload | OpenFile | Launch | Act | Sleep | ActivateWindow
-
-
-def home_path(path: str) -> str:
-    """The home-relative form of an OSWorld desktop path (`/home/user/x`, `~/x` or `x`)."""
-    pure = PurePosixPath(path)
-    if str(pure).startswith("~/"):
-        pure = PurePosixPath(str(pure)[2:])
-    elif pure.is_absolute():
-        if not pure.is_relative_to(OSWORLD_HOME):
-            raise UnsupportedStep(f"{path}: only paths under {OSWORLD_HOME} exist on the desktop")
-        pure = pure.relative_to(OSWORLD_HOME)
-    if not pure.parts or ".." in pure.parts:
-        raise UnsupportedStep(f"{path}: not a file path inside the home")
-    return str(pure)
-
-
-# -- planning (pure) ---------------------------------------------------------------------------------
+# -- planning (pure) -----------------------------------------------------------------------------
 
 
 def plan_steps(steps, resolve: Callable[[str], Path]) -> list[Op]:
-    """Operations for `steps` (taskconfig.Step); `resolve` maps a task's local file reference to
+    """Operations for `steps` (taskconfig.SetupStep); `resolve` maps a task's local file reference to
     a path. Raises UnsupportedStep naming the first step that cannot run."""
     ops: list[Op] = []
     for i, step in enumerate(steps):
@@ -235,63 +179,3 @@ def env_for(related_apps: list[str], ops: list[Op]) -> EnvSpec:
     base = load_env(apps[0])
     return base.model_copy(update={"name": "+".join(apps),
                                    "apps": tuple(AppSpec(app=a) for a in apps)})
-
-
-# -- running (I/O) -----------------------------------------------------------------------------------
-
-
-def prepare(desktop, env: EnvSpec, ops: list[Op]) -> list[str]:
-    """Reset `desktop` into the task's initial state: upload the files, start the env's apps
-    on the files the leading open steps name, then run the remaining steps in order.
-    Returns a log line per operation."""
-    uploads = [op for op in ops if isinstance(op, Upload)]
-    rest = [op for op in ops if not isinstance(op, Upload)]
-    first = 0
-    while first < len(rest) and isinstance(rest[first], OpenFile):
-        first += 1
-    log = [f"upload {op.remote}" for op in uploads]
-    for op in uploads:
-        desktop.upload(op.source, op.remote)
-    opened = [op.remote for op in rest[:first]]
-    desktop.reset(env, files=opened)
-    log += [f"open {name}" for name in opened]
-    return log + run_ops(desktop, rest[first:])
-
-
-def run_ops(desktop, ops: list[Op]) -> list[str]:
-    """Carry out `ops` on a reset desktop; a window that is not there is logged, not fatal."""
-    log = []
-    for op in ops:
-        if isinstance(op, Upload):
-            desktop.upload(op.source, op.remote)
-            log.append(f"upload {op.remote}")
-        elif isinstance(op, OpenFile):
-            desktop.open(op.remote, op.app)
-            log.append(f"open {op.remote}")
-        elif isinstance(op, Launch):
-            if not any(WINDOW_CLASS[op.app] in w.wm_class.lower() for w in desktop.windows()):
-                desktop.launch(op.app)
-            log.append(f"launch {op.app}")
-        elif isinstance(op, Act):
-            report = desktop.execute(list(op.actions))
-            failed = [r.error for r in report.results if not r.ok]
-            log.append(f"act {len(op.actions)} action(s)" + (f": {failed[0]}" if failed else ""))
-        elif isinstance(op, Sleep):
-            time.sleep(op.seconds)
-            log.append(f"sleep {op.seconds:g} s")
-        elif isinstance(op, ActivateWindow):
-            window = find_window(desktop.windows(), op)
-            if window is not None:
-                desktop.activate(window.id)
-            log.append(f"activate {op.name!r}" + ("" if window else ": no such window"))
-    return log
-
-
-def find_window(windows, op: ActivateWindow):
-    """The first window `op` names (by title or WM_CLASS; exact when strict, else a
-    case-insensitive substring), or None."""
-    for window in windows:
-        text = window.wm_class if op.by_class else window.title
-        if (text == op.name) if op.strict else op.name.casefold() in text.casefold():
-            return window
-    return None

@@ -12,21 +12,22 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from cua.envspec import EnvSpec
-from cua.evaluate.getters import getter_problem, local_source
-from cua.evaluate.metrics import metric_problem
 from cua.evaluate.setup import Op, UnsupportedStep, env_for, plan_steps
+from cua.scoring.config import Evaluator
+from cua.scoring.getters import getter_problem, local_source
+from cua.scoring.metrics import metric_problem
 
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-# -- setup steps -----------------------------------------------------------------------------------
+# -- setup steps ---------------------------------------------------------------------------------
 
 
 class DownloadFile(_Open):
@@ -73,7 +74,7 @@ STEPS: dict[str, type[BaseModel]] = {
 }
 
 
-class Step(_Open):
+class SetupStep(_Open):
     """One setup or postconfig step; `params()` validates its parameters for its type."""
 
     type: str
@@ -85,60 +86,13 @@ class Step(_Open):
         return STEPS[self.type].model_validate(self.parameters)
 
 
-# -- evaluator -------------------------------------------------------------------------------------
+# -- evaluator -----------------------------------------------------------------------------------
 
 
-class Getter(_Open):
-    """A getter config: `type` plus the getter's own fields (path, dest, multi, gives, rules, …)."""
+class TaskEvaluator(Evaluator):
+    """The task's evaluator with the steps that run on the desktop before it scores."""
 
-    type: str
-
-    def config(self) -> dict[str, Any]:
-        return self.model_dump()
-
-
-class MetricCall(NamedTuple):
-    """One metric of an evaluator with its getters and options."""
-
-    func: str
-    result: Getter | None
-    expected: Getter | None
-    options: dict[str, Any]
-
-
-class Evaluator(_Open):
-    """`func` is one metric or a list; with a list, `result`, `expected` and `options` are parallel
-    lists and `conj` ("and": mean, 0 if any is 0; "or": max) combines the scores."""
-
-    func: str | list[str]
-    conj: Literal["and", "or"] = "and"
-    result: Getter | list[Getter | None] | None = None
-    expected: Getter | list[Getter | None] | None = None
-    options: dict[str, Any] | list[dict[str, Any] | None] | None = None
-    postconfig: list[Step] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _parallel(self) -> Evaluator:
-        if isinstance(self.func, list):
-            if not self.func:
-                raise ValueError("func is an empty list")
-            for name in ("result", "expected", "options"):
-                value = getattr(self, name)
-                if value is not None and (not isinstance(value, list) or len(value) != len(self.func)):
-                    raise ValueError(f"{name} must be a list of {len(self.func)}, one per func")
-        else:
-            for name in ("result", "expected", "options"):
-                if isinstance(getattr(self, name), list):
-                    raise ValueError(f"{name} is a list but func is a single metric")
-        return self
-
-    def calls(self) -> list[MetricCall]:
-        if isinstance(self.func, str):
-            return [MetricCall(self.func, self.result, self.expected, self.options or {})]
-        n = len(self.func)
-        results, expecteds, options = (value or [None] * n
-                                        for value in (self.result, self.expected, self.options))
-        return [MetricCall(f, r, e, o or {}) for f, r, e, o in zip(self.func, results, expecteds, options)]
+    postconfig: list[SetupStep] = Field(default_factory=list)
 
 
 class Solution(_Open):
@@ -160,9 +114,9 @@ class TaskConfig(_Open):
     instruction: str
     snapshot: str | None = None
     source: Any = None
-    config: list[Step] = Field(default_factory=list)
+    config: list[SetupStep] = Field(default_factory=list)
     related_apps: list[str] = Field(default_factory=list)
-    evaluator: Evaluator
+    evaluator: TaskEvaluator
     solution: Solution | None = None
     gold: dict[str, str] = Field(default_factory=dict)
     _task_file: Path | None = PrivateAttr(default=None)
@@ -201,7 +155,7 @@ class TaskConfig(_Open):
         return env_for(self.related_apps, self.setup_ops())
 
 
-# -- checking and loading --------------------------------------------------------------------------
+# -- checking and loading ------------------------------------------------------------------------
 
 
 def task_problems(task: TaskConfig) -> list[str]:
@@ -233,8 +187,10 @@ def task_problems(task: TaskConfig) -> list[str]:
     return problems
 
 
-def load_tasks(paths: str | Path | Iterable[str | Path]) -> tuple[list[TaskConfig], dict[str, str]]:
-    """Load task files (folders are searched for *.json recursively).
+def load_tasks(paths: str | Path | Iterable[str | Path],
+               domains: Iterable[str] = ()) -> tuple[list[TaskConfig], dict[str, str]]:
+    """Load task files (folders are searched for *.json recursively), only those of `domains`
+    (the task file's folder name) when given.
 
     Returns the supported tasks in path order and the rest as {task id, or the file path when the
     file has no usable id: reason}. Malformed or invalid files are listed, never raised.
@@ -242,7 +198,10 @@ def load_tasks(paths: str | Path | Iterable[str | Path]) -> tuple[list[TaskConfi
     tasks: list[TaskConfig] = []
     unsupported: dict[str, str] = {}
     seen: dict[str, Path] = {}
+    wanted = set(domains)
     for file in _task_files(paths):
+        if wanted and file.parent.name not in wanted:
+            continue
         key = str(file)
         try:
             raw = json.loads(file.read_text(encoding="utf-8"))

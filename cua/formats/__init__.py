@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 from cua.formats.base import AgentFormat, Context, Message, Parsed, ParseError, Step
@@ -13,13 +15,25 @@ FORMATS: dict[str, str] = {
 }
 
 __all__ = ["FORMATS", "AgentFormat", "Context", "Message", "ParseError", "Parsed", "Step",
-           "get_format"]
+           "format_class", "get_format", "model_bounds"]
+
+
+def format_class(name: str) -> type[AgentFormat]:
+    if name not in FORMATS:
+        raise ValueError(f"unknown agent format {name!r}; known: {', '.join(FORMATS)}")
+    module, _, attr = FORMATS[name].partition(":")
+    return getattr(import_module(module), attr)
 
 
 def get_format(name: str, **options: Any) -> AgentFormat:
     """Build the format called ``name`` with options (min_pixels, max_pixels, history_n, ...)."""
-    if name not in FORMATS:
-        raise ValueError(f"unknown agent format {name!r}; known: {', '.join(FORMATS)}")
-    module, _, attr = FORMATS[name].partition(":")
-    fmt: AgentFormat = getattr(import_module(module), attr)(**options)
-    return fmt
+    return format_class(name)(**options)
+
+
+def model_bounds(name: str, model: Path) -> dict[str, Any]:
+    """The options of format ``name`` that a student model dir's image processor sets (its
+    pixel bounds), so samples, eval requests and the server's own resizing agree."""
+    for config in ("processor_config.json", "preprocessor_config.json"):
+        if (model / config).exists():
+            return format_class(name).processor_options(json.loads((model / config).read_text()))
+    raise FileNotFoundError(f"{model} has no processor_config.json or preprocessor_config.json")

@@ -6,6 +6,7 @@ at inference and the prompt of a training sample are built by the same code.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, PositiveInt
@@ -51,9 +52,28 @@ Message = dict[str, Any]
 
 
 class AgentFormat(Protocol):
-    """How one family of student models is prompted and answers."""
+    """How one family of student models is prompted and answers: everything rollout, expansion
+    and the dataset need, so a new student format is one new module."""
 
     name: ClassVar[str]
+    history_n: int  # screenshots per request: the current one and history_n - 1 past ones
+
+    @classmethod
+    def processor_options(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Format options (pixel bounds, …) from a model dir's loaded processor config."""
+        ...
+
+    def options(self) -> dict[str, Any]:
+        """The options this format was built with (recorded with datasets)."""
+        ...
+
+    def replace(self, **options: Any) -> AgentFormat:
+        """The same format with some options changed (e.g. fewer history screenshots)."""
+        ...
+
+    def image_tokens(self, screen: tuple[int, int]) -> int:
+        """Tokens one screenshot of a `screen`-sized display costs in the model's context."""
+        ...
 
     def render(self, ctx: Context) -> list[Message]:
         """OpenAI chat messages for this step; every content is a list of text/image_url blocks."""

@@ -11,6 +11,7 @@ UI-TARS-1.5 (Qwen2.5-VL) answers absolute pixels of the ``smart_resize``'d scree
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import math
 import re
@@ -93,19 +94,6 @@ def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 10
     return h, w
 
 
-def processor_options(config: Mapping[str, Any]) -> dict[str, int]:
-    """Format options (factor, min_pixels, max_pixels) from a model dir's loaded
-    ``preprocessor_config.json`` or (transformers 5) ``processor_config.json``."""
-    config = config.get("image_processor") or config
-    size = config.get("size") or {}
-    options = {"factor": int(config.get("patch_size", 14)) * int(config.get("merge_size", 2))}
-    for key, alias in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
-        value = config.get(key) or size.get(alias)
-        if value is not None:
-            options[key] = int(value)
-    return options
-
-
 @lru_cache(maxsize=16)
 def _data_url(png: bytes, size: tuple[int, int]) -> str:
     """The screenshot as the model sees it: RGB, resized (bicubic) to ``size``, PNG data URL."""
@@ -150,6 +138,31 @@ class UITars15:
     def __post_init__(self) -> None:
         if self.history_n < 1 or self.factor < 1 or not 0 < self.min_pixels <= self.max_pixels:
             raise ValueError(f"invalid {self.name} options: {self}")
+
+    @classmethod
+    def processor_options(cls, config: Mapping[str, Any]) -> dict[str, int]:
+        """Options (factor, min_pixels, max_pixels) from a model dir's loaded
+        ``preprocessor_config.json`` or (transformers 5) ``processor_config.json``."""
+        config = config.get("image_processor") or config
+        size = config.get("size") or {}
+        options = {"factor": int(config.get("patch_size", 14)) * int(config.get("merge_size", 2))}
+        for key, alias in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
+            value = config.get(key) or size.get(alias)
+            if value is not None:
+                options[key] = int(value)
+        return options
+
+    def options(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **options: Any) -> UITars15:
+        return dataclasses.replace(self, **options) if options else self
+
+    def image_tokens(self, screen: tuple[int, int]) -> int:
+        """One token per ``factor`` x ``factor`` pixels of the resized screenshot, plus
+        ``<|vision_start|>`` and ``<|vision_end|>``."""
+        width, height = self.image_size(screen)
+        return (width // self.factor) * (height // self.factor) + 2
 
     def image_size(self, screen: tuple[int, int]) -> tuple[int, int]:
         height, width = smart_resize(screen[1], screen[0], self.factor, self.min_pixels,

@@ -1,0 +1,135 @@
+"""One episode on one desktop, the same for collection, `cua eval` and `cua eval check`: put the
+desktop into the task's initial state, let the judge look (collection), let the agent act, run the
+postconfig (save the document), score with the task's evaluator."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cua.actions import CallUser, Finished
+from cua.collect.roles import Agent, Observation, Put
+from cua.collect.store import ScreenBuffer
+from cua.desktop.ops import Op, home_path, prepare, run_ops
+from cua.envspec import EnvSpec
+from cua.formats import AgentFormat, Context, ParseError, Step
+from cua.recipes import AgentSettings
+from cua.records import ContentRef, EpisodeRecord, ModelCall, StepRecord, Task, Verdict
+from cua.scoring import evaluate
+
+JudgeCall = Callable[[bytes, Put], tuple[Verdict, ModelCall | None]]
+
+
+class EpisodeError(RuntimeError):
+    """The episode could not run to a score: a dead endpoint, a crashed app or X server."""
+
+
+@dataclass
+class EpisodeSpec:
+    """What an episode runs: the task as the agent sees it, how its desktop is set up, and how
+    it is scored (`evaluator` None: the outcome is 'unverified')."""
+
+    task: Task
+    env: EnvSpec
+    content: ContentRef
+    group: str                                  # the goal (collection) or domain (eval) it is in
+    setup: list[Op]
+    postconfig: list[Op] = field(default_factory=list)
+    evaluator: Any = None                       # an OSWorld evaluator config
+    task_dir: Path = Path(".")                  # where the evaluator's local files resolve
+
+
+def run_episode(desktop, spec: EpisodeSpec, agent: Agent | None, agent_format: AgentFormat,
+                settings: AgentSettings, files: Path,
+                judge: JudgeCall | None = None) -> tuple[EpisodeRecord, dict[str, bytes]]:
+    """Run one episode; with no `agent`, score the initial state. Returns the record (outcome
+    success, failure, unverified, infeasible or error) and the screenshots it names. Files the
+    evaluator reads are kept in `files`. Never raises for a fault of the desktop or the model."""
+    screens, started = ScreenBuffer(), time.time()
+    record = EpisodeRecord(id=spec.task.id, goal_id=spec.group, env=spec.env,
+                           content=spec.content, task=spec.task, outcome="error",
+                           model=agent.name if agent else "", agent_format=agent_format.name,
+                           agent_format_options=settings.agent_format_options, started=started)
+    try:
+        record.setup_log = prepare(desktop, spec.env, spec.setup)
+        if judge is not None:
+            png = desktop.screenshot_png()
+            record.judge_screenshot = screens.put(png)
+            record.verdict, record.judge_call = judge(png, screens.put)
+            if record.judge_call is not None and record.judge_call.error:
+                raise EpisodeError(f"the judge's endpoint failed: {record.judge_call.error}")
+        if record.verdict is not None and not record.verdict.feasible:
+            record.outcome = "infeasible"
+        else:
+            if agent is not None:
+                record.steps, record.terminated, record.truncated = rollout(
+                    desktop, spec.task, agent, agent_format, screens, settings)
+                if (record.truncated or "").startswith("model_error"):
+                    raise EpisodeError(f"the agent's endpoint failed: {record.truncated}")
+            record.final_screenshot = screens.put(desktop.screenshot_png())
+            health = desktop.health()
+            if not health.ok:
+                down = [app for app, up in health.apps.items() if not up] or ["X server"]
+                raise EpisodeError(f"{', '.join(down)} died during the episode")
+            record.setup_log += run_ops(desktop, spec.postconfig)
+            if spec.evaluator is None:
+                record.outcome = "unverified"
+            else:
+                record.evaluation = evaluate(
+                    spec.evaluator, lambda path: desktop.download_settled(home_path(path)),
+                    spec.task_dir, files)
+                record.outcome = "success" if record.evaluation.score >= 1 else "failure"
+    except Exception as exc:  # a crashed app, a dead desktop or endpoint: recorded with its reason
+        record.error = f"{type(exc).__name__}: {exc}"
+        record.outcome = "error"
+    record.seconds = time.time() - started
+    return record, screens.screens
+
+
+def rollout(desktop, task: Task, agent: Agent, agent_format: AgentFormat, screens: ScreenBuffer,
+            settings: AgentSettings) -> tuple[list[StepRecord], bool, str | None]:
+    """Observe, ask the agent, parse, act; until it finishes or the episode is cut. Returns the
+    steps, whether the agent ended the episode itself (finished/call_user), and why it was cut
+    otherwise (max_steps, parse_errors, model_error: …)."""
+    screen = (desktop.spec.screen.width, desktop.spec.screen.height)
+    agent.start(task)
+    history: list[Step] = []
+    steps: list[StepRecord] = []
+    parse_errors = 0
+    for index in range(settings.max_steps):
+        t0 = time.monotonic()
+        png = desktop.screenshot_png()
+        windows = [w.title for w in desktop.windows()]
+        t1 = time.monotonic()
+        context = Context(instruction=task.instruction, history=history, screenshot=png,
+                          screen=screen)
+        response, call = agent.act(context, Observation(png, windows, screen), screens.put)
+        t2 = time.monotonic()
+        record = StepRecord(index=index, screenshot=screens.put(png), windows=windows,
+                            call=call, response=response,
+                            seconds={"observe": t1 - t0, "model": t2 - t1})
+        steps.append(record)
+        history.append(Step(screenshot=png, response=response))
+        if call is not None and call.error:
+            return steps, False, f"model_error: {call.error}"
+        try:
+            parsed = agent_format.parse(response, screen)
+        except ParseError as exc:
+            record.parse_error = str(exc)
+            parse_errors += 1
+            if parse_errors >= settings.parse_error_budget:
+                return steps, False, "parse_errors"
+            continue
+        record.thought, record.actions = parsed.thought, parsed.actions
+        stop = next((i for i, a in enumerate(parsed.actions)
+                     if isinstance(a, (Finished, CallUser))), None)
+        todo = parsed.actions if stop is None else parsed.actions[:stop]
+        if todo:
+            record.results = desktop.execute(todo).results
+        record.seconds["execute"] = time.monotonic() - t2
+        if stop is not None:
+            return steps, True, None
+    return steps, False, "max_steps"

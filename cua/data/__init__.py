@@ -1,0 +1,1 @@
+"""Samples: step-prefix expansion of trajectories and the SFT dataset."""

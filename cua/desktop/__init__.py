@@ -1,0 +1,1 @@
+"""Live desktops: the control server, its client, the local and docker backends."""

@@ -1,0 +1,44 @@
+"""Metrics by OSWorld name. Each is called as `metric(result, expected, **options)` (or
+`metric(result, **options)` when the task has no expected getter) and returns a float in [0, 1],
+a `Score` carrying the reason when it falls short. `check_slides` and `check_paragraphs` are cua's
+own (see `rules`): OSWorld has no such metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cua.scoring.metrics import rules, slides, table
+from cua.scoring.metrics.base import Score, fail, match_rule
+from cua.scoring.metrics.docs import compare_docx_files
+from cua.scoring.metrics.general import check_include_exclude, exact_match
+
+METRICS: dict[str, Callable[..., float]] = {
+    "compare_table": table.compare_table,
+    "compare_pptx_files": slides.compare_pptx_files,
+    "compare_docx_files": compare_docx_files,
+    "check_include_exclude": check_include_exclude,
+    "exact_match": exact_match,
+    "check_slides": rules.check_slides,
+    "check_paragraphs": rules.check_paragraphs,
+}
+OPTION_CHECKS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
+    "compare_table": table.options_problem,
+    "compare_pptx_files": slides.options_problem,
+    "check_slides": rules.options_problem,
+    "check_paragraphs": rules.options_problem,
+}
+
+
+def metric_problem(func: str, options: Mapping[str, Any]) -> str | None:
+    """Why metric `func` cannot run with `options` here, or None."""
+    if func not in METRICS:
+        return f"metric {func!r} is not supported"
+    check = OPTION_CHECKS.get(func)
+    try:
+        return check(options) if check else None
+    except Exception as e:  # noqa: BLE001 - options of an unexpected shape
+        return f"{func}: malformed options ({type(e).__name__}: {e})"
+
+
+__all__ = ["METRICS", "Score", "fail", "match_rule", "metric_problem"]

@@ -1,0 +1,1 @@
+"""Training and serving: TRL fine-tuning, `transformers serve`, the tiny offline model."""
