@@ -4,6 +4,7 @@ and a command run from it finds them (no checkout on the path)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,9 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_runs_a_command_away_from_the_checkout(tmp_path):
-    dist = tmp_path / "dist"
+    source, dist = tmp_path / "source", tmp_path / "dist"  # a copy: the build leaves no trace
+    shutil.copytree(ROOT / "cua", source / "cua", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(dist), str(ROOT)], check=True, capture_output=True, timeout=300)
+                    "-q", "-w", str(dist), str(source)], check=True, capture_output=True,
+                   timeout=300)
     (wheel,) = dist.glob("cua-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {"cua/py.typed", "cua/envs/calc.yaml", "cua/prompts/goal.md",
