@@ -15,6 +15,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+MAX_TYPE_CHARS = 10_000  # one `type` action: about 3 s of typing, longer text would hold the desktop
+
 
 class ActionError(ValueError):
     """An action string or object is malformed or cannot be executed."""
@@ -347,6 +349,9 @@ def validate(action: Action, width: int, height: int) -> Action:
     for x, y in points:
         if not (0 <= x < width and 0 <= y < height):
             raise ActionError(f"point ({x},{y}) is outside the {width}x{height} screen")
+    if isinstance(action, Type) and len(action.content) > MAX_TYPE_CHARS:
+        raise ActionError(f"type content of {len(action.content)} characters is over the "
+                          f"{MAX_TYPE_CHARS}-character limit")
     if isinstance(action, Hotkey):
         if not action.keys:
             raise ActionError("hotkey needs at least one key")

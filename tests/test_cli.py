@@ -95,3 +95,23 @@ def test_collect_exits_1_when_episodes_error(tmp_path):
     assert json.loads(result.stdout)["outcomes"]["error"] == 1
     assert "1 episodes and 0 goal proposals errored" in result.stderr
     assert "APIConnectionError" in result.stderr
+
+
+def test_collect_says_when_no_content_is_usable(tmp_path, shared_content):
+    """An empty folder, or one whose files are all refused: said on stderr with the reasons, exit
+    1, before any desktop starts."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: r\nout: {tmp_path / 'runs'}\ncontent: {{folder: {folder}}}\n"
+                      "envs: [calc]\n")
+    result = cua("collect", "--recipe", str(recipe), check=False)
+    assert result.returncode == 1 and "no usable content in the run (no files)" in result.stderr
+    for name in ("54764.xlsx", "truncated62886.docx"):
+        source = shared_content / "corrupt" / name
+        if source.exists():
+            (folder / name).write_bytes(source.read_bytes())
+    assert list(folder.iterdir()), "the shared corrupt files are missing"
+    result = cua("collect", "--recipe", str(recipe), check=False)
+    assert result.returncode == 1 and "no usable content in the run (" in result.stderr
+    assert "54764.xlsx:" in result.stderr and "entity" in result.stderr

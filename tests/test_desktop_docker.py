@@ -18,8 +18,18 @@ def test_container_is_confined_and_removed_on_close(tmp_path):
         assert not host["Privileged"] and host["NetworkMode"] != "host"
         assert host["Memory"] == 1500 * 2**20 and host["NanoCpus"] == 10**9
         assert all(b["HostIp"] == "127.0.0.1" for b in attrs["NetworkSettings"]["Ports"]["8080/tcp"])
+        dropped = {c.upper().removeprefix("CAP_") for c in host["CapDrop"]}  # podman lists them
+        assert dropped == {"ALL"} or {"CHOWN", "KILL", "SETUID", "SETGID", "NET_RAW"} <= dropped
+        assert any("no-new-privileges" in o for o in host["SecurityOpt"])
+        assert host["ReadonlyRootfs"] and host["PidsLimit"] == 1024
         desktop.reset(load_env("calc"), [make_workbook(tmp_path / "sales.xlsx")])
         assert desktop.health().ok
+        container = client().containers.get(f"cua-desktop-{desktop.id}")
+        probe = container.exec_run(["sh", "-c", "touch /opt/x 2>/dev/null || echo image-ro; "
+                                    "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status"])
+        lines = probe.output.decode().split()
+        assert "image-ro" in lines and lines[lines.index("CapEff:") + 1] == "0000000000000000"
+        assert lines[lines.index("NoNewPrivs:") + 1] == "1"
     finally:
         desktop.close()
     names = [c.name for c in client().containers.list(all=True)]

@@ -8,6 +8,8 @@ from cua.actions import Action
 from cua.envspec import EnvSpec
 from cua.records import ActionResult, SettleReport
 
+MAX_ACTIONS = 20  # per execute request: each settles, so a request stays within seconds
+
 
 class WindowInfo(BaseModel):
     id: str
@@ -40,7 +42,7 @@ class LaunchRequest(BaseModel):
 
 
 class ExecuteRequest(BaseModel):
-    actions: list[Action]
+    actions: list[Action] = Field(max_length=MAX_ACTIONS)
     settle: bool = True
 
 

@@ -63,7 +63,10 @@ class Desktop:
     # -- observe and act --------------------------------------------------------------------------
 
     def screenshot_png(self) -> bytes:
-        return self.http.get("/screenshot").raise_for_status().content
+        response = self.http.get("/screenshot")
+        if response.status_code != 200:
+            self._raise(response)
+        return response.content
 
     def execute(self, actions: list[Action], settle: bool = True) -> ExecuteReport:
         body = {"actions": [a.model_dump(mode="json") for a in actions], "settle": settle}

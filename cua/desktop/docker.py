@@ -2,7 +2,8 @@
 the Docker Engine API (Docker, or podman's service: see scripts/setup-podman.sh).
 
 The container runs the same control server as the local backend, as the unprivileged user `cua`,
-on the default bridge network, with its port 8080 published on the host's loopback only."""
+with no capabilities, no way to gain privileges and a read-only image (see `LOCKED_DOWN`), on the
+default bridge network, with its port 8080 published on the host's loopback only."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ except ImportError:  # the SDK is the optional extra `cua[docker]`
 PODMAN_SOCKET = "unix:///run/cua/podman.sock"  # where scripts/setup-podman.sh serves the API
 LABEL = "cua.desktop"
 SHM_SIZE = "512m"  # Chromium and LibreOffice outgrow Docker's default 64 MB /dev/shm
+# No capabilities, no privilege gain (setuid), an immutable image: only /tmp, in memory, is
+# writable (the desktop's state and home live in /tmp/desktop), and a bounded number of processes.
+LOCKED_DOWN = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "read_only": True,
+               "tmpfs": {"/tmp": "rw,exec,nosuid,nodev,mode=1777"}, "pids_limit": 1024}
 
 
 def client():
@@ -68,7 +73,8 @@ class DockerBackend:
             self.image, detach=True, name=f"cua-desktop-{desktop_id}",
             environment={"CUA_TOKEN": token, "CUA_DESKTOP_ID": desktop_id},
             labels={LABEL: desktop_id}, ports={"8080/tcp": ("127.0.0.1", None)},
-            mem_limit=self.mem_limit, nano_cpus=int(self.cpus * 1e9), shm_size=SHM_SIZE)
+            mem_limit=self.mem_limit, nano_cpus=int(self.cpus * 1e9), shm_size=SHM_SIZE,
+            **LOCKED_DOWN)
         try:
             port = _host_port(container)
             record = registry.DesktopRecord(id=desktop_id, backend="docker",

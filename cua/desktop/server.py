@@ -1,6 +1,8 @@
 """The control server that runs inside every desktop (a local subprocess or a container).
 
-Structured actions only, never code; every request carries the desktop's bearer token."""
+Structured actions only, never code. Every request carries the desktop's bearer token, checked
+before its body is read; bodies are capped (JSON and uploads, a 413 past the limit); one request
+acts at a time, waiting at most `BUSY_WAIT_S` for the desktop, while `health` always answers."""
 
 from __future__ import annotations
 
@@ -15,10 +17,12 @@ import socket
 import sys
 import tempfile
 import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from cua.actions import ActionError
@@ -35,77 +39,103 @@ from cua.desktop.api import (
 )
 from cua.desktop.session import AppNotReady, Session
 from cua.desktop.waiting import wait_until
+from cua.desktop.x11 import XServerDown
+
+BUSY_WAIT_S = 60.0  # how long a request waits for the one running before it to finish
+
+
+class Busy(RuntimeError):
+    """Another request holds the desktop for longer than a caller should wait."""
+
+
+class TooLarge(ValueError):
+    """A request body over its limit."""
+
 
 ERRORS: dict[type[Exception], tuple[int, str]] = {
     ActionError: (422, "action"), ContentError: (422, "content"), AppNotReady: (504, "app"),
-    PermissionError: (403, "file"), FileNotFoundError: (404, "file"), ValueError: (422, "env"),
-    RuntimeError: (409, "state"),
+    XServerDown: (503, "x_server"), Busy: (503, "busy"), TooLarge: (413, "size"),
+    PermissionError: (403, "file"), FileNotFoundError: (404, "file"), OSError: (409, "file"),
+    ValueError: (422, "env"), RuntimeError: (409, "state"), Exception: (500, "internal"),
 }
 
 
-def create_app(session: Session, token: str) -> FastAPI:
-    """The HTTP API over one Session. Requests are served one at a time."""
+@dataclass(frozen=True)
+class Limits:
+    json_bytes: int = 1 << 20      # a reset or execute request
+    upload_bytes: int = 512 << 20  # one file into the home
+
+
+def create_app(session: Session, token: str, limits: Limits = Limits()) -> Guard:
+    """The HTTP API over one Session, behind the token and body-size guard."""
     lock = threading.Lock()
 
-    def authorised(request: Request) -> None:
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise HTTPException(401, "bad or missing desktop token")
+    @contextmanager
+    def exclusive():
+        if not lock.acquire(timeout=BUSY_WAIT_S):
+            raise Busy(f"the desktop has been busy with another request for {BUSY_WAIT_S:g} s")
+        try:
+            yield
+        finally:
+            lock.release()
 
-    app = FastAPI(title="cua desktop", dependencies=[Depends(authorised)])
-
+    app = FastAPI(title="cua desktop", docs_url=None, redoc_url=None, openapi_url=None)
     for exc_type, (status, kind) in ERRORS.items():
         app.add_exception_handler(exc_type, _handler(status, kind))
 
     @app.get("/health")
     def health() -> Health:
-        with lock:
-            return session.health()
+        return session.health()  # reads state only: answers while an action runs
 
     @app.post("/reset")
     def reset(body: ResetRequest) -> ResetReport:
-        with lock:
+        with exclusive():
             return session.reset(body.env, body.files)
 
     @app.get("/screenshot")
     def screenshot() -> Response:
-        with lock:
+        with exclusive():
             return Response(session.screenshot(), media_type="image/png")
 
     @app.post("/execute")
     def execute(body: ExecuteRequest) -> ExecuteReport:
-        with lock:
+        with exclusive():
             return session.execute(body.actions, body.settle)
 
     @app.get("/windows")
     def windows() -> list[WindowInfo]:
-        with lock:
+        with exclusive():
             return session.windows()
 
     @app.post("/windows/{window_id}/activate")
     def activate(window_id: str) -> None:
-        with lock:
+        with exclusive():
             session.activate(window_id)
 
     @app.post("/open")
     def open_file(body: OpenRequest) -> list[WindowInfo]:
-        with lock:
+        with exclusive():
             return session.open(body.path, body.app)
 
     @app.post("/launch")
     def launch(body: LaunchRequest) -> list[WindowInfo]:
-        with lock:
+        with exclusive():
             return session.launch(body.app)
 
     @app.put("/files/{path:path}")
     async def upload(path: str, request: Request) -> dict:
-        target = session.resolve(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        data = await request.body()
-        partial = target.with_name(f".{target.name}.part")
-        partial.write_bytes(data)
-        partial.replace(target)
-        return {"path": str(target.relative_to(session.home)), "size": len(data)}
+        upload, size = session.upload(path), 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limits.upload_bytes:
+                    raise TooLarge(f"upload over the {limits.upload_bytes} byte limit")
+                upload.write(chunk)
+        except BaseException:
+            upload.abort()
+            raise
+        target = upload.commit()
+        return {"path": str(target.relative_to(session.home)), "size": size}
 
     @app.get("/files/{path:path}")
     def download(path: str) -> Response:
@@ -116,17 +146,66 @@ def create_app(session: Session, token: str) -> FastAPI:
 
     @app.post("/shutdown")
     def shutdown() -> dict:
-        with lock:
+        with exclusive():
             session.close()
         threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGTERM)).start()
         return {"ok": True}
 
-    return app
+    return Guard(app, token, limits)
+
+
+class Guard:
+    """ASGI wrapper: the token before anything else, then the body limits (a JSON body is read
+    here, at most `limits.json_bytes`; uploads are counted by their handler)."""
+
+    def __init__(self, app: FastAPI, token: str, limits: Limits):
+        self.app, self.limits = app, limits
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if not hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
+            return await _reply(send, 401, "auth", "bad or missing desktop token")
+        upload = scope["method"] == "PUT"
+        limit = self.limits.upload_bytes if upload else self.limits.json_bytes
+        declared = headers.get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > limit:
+            return await _reply(send, 413, "size", f"request body over the {limit} byte limit")
+        if upload:
+            return await self.app(scope, receive, send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limit:
+                return await _reply(send, 413, "size", f"request body over the {limit} byte "
+                                    "limit")
+
+        async def replay():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+
+async def _reply(send, status: int, kind: str, detail: str) -> None:
+    """An error answered before the body is read: the connection closes, the body unread."""
+    payload = json.dumps({"error": kind, "detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(payload)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _handler(status: int, kind: str):
     async def handle(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"error": kind, "detail": str(exc)}, status_code=status)
+        detail = str(exc) if status != 500 else f"{type(exc).__name__}: {exc}"
+        return JSONResponse({"error": kind, "detail": detail}, status_code=status)
     return handle
 
 
@@ -147,6 +226,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--display", help="X display to create (default: the first free one)")
     parser.add_argument("--ready-file", type=Path, help="where to write {port} once listening")
     parser.add_argument("--parent-pid", type=int, help="shut down when this process is gone")
+    parser.add_argument("--max-upload-mb", type=int,
+                        default=int(os.environ.get("CUA_MAX_UPLOAD_MB", Limits.upload_bytes >> 20)),
+                        help="largest file a client may upload (env CUA_MAX_UPLOAD_MB)")
     args = parser.parse_args(argv)
     token = os.environ.get("CUA_TOKEN")
     if not token:
@@ -161,7 +243,9 @@ def main(argv: list[str] | None = None) -> None:
         partial = args.ready_file.with_suffix(".part")
         partial.write_text(json.dumps({"port": sock.getsockname()[1], "pid": os.getpid()}))
         partial.replace(args.ready_file)
-    config = uvicorn.Config(create_app(session, token), log_level="warning", access_log=False)
+    limits = Limits(upload_bytes=args.max_upload_mb << 20)
+    config = uvicorn.Config(create_app(session, token, limits), log_level="warning",
+                            access_log=False)
     server = uvicorn.Server(config)
     if args.parent_pid:
         threading.Thread(target=_exit_with_parent, args=(args.parent_pid, server),

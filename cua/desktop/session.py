@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -156,6 +158,12 @@ class Session:
             raise PermissionError(f"{path}: outside the desktop's home")
         return target
 
+    def upload(self, path: str) -> Upload:
+        """A new file at `path` in the home, written through `Upload`."""
+        target = self.resolve(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return Upload(self.home.resolve(), target)
+
     # -- internals --------------------------------------------------------------------------------
 
     def _require_spec(self) -> EnvSpec:
@@ -218,3 +226,36 @@ def encode_png(frame, level: int = 1) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=level)
     return buffer.getvalue()
+
+
+class Upload:
+    """A file being written into the home: an exclusive new file (created, never opened through a
+    link) in its folder, renamed over the target once complete. The folder is opened without
+    following a link and checked to be inside the home, and both names are taken relative to it,
+    so nothing planted in the home can redirect the write."""
+
+    def __init__(self, home: Path, target: Path):
+        self.folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        if not Path(os.readlink(f"/proc/self/fd/{self.folder}")).is_relative_to(home):
+            os.close(self.folder)
+            raise PermissionError(f"{target}: outside the desktop's home")
+        self.target, self.partial = target, f".{target.name}.{secrets.token_hex(8)}.part"
+        handle = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                         0o644, dir_fd=self.folder)
+        self.file = os.fdopen(handle, "wb")
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+
+    def commit(self) -> Path:
+        self.file.close()
+        os.replace(self.partial, self.target.name, src_dir_fd=self.folder,
+                   dst_dir_fd=self.folder)
+        os.close(self.folder)
+        return self.target
+
+    def abort(self) -> None:
+        self.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.partial, dir_fd=self.folder)
+        os.close(self.folder)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mss
+import mss.exception
 import numpy as np
 from Xlib import Xatom
 from Xlib import display as xdisplay
@@ -17,6 +18,10 @@ from Xlib.error import XError
 from cua.desktop import procs
 from cua.desktop.waiting import WaitTimeout, wait_until
 from cua.envspec import Screen
+
+
+class XServerDown(RuntimeError):
+    """The desktop's X server is not running (it died, or the desktop was never reset)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class XStack:
 
     def windows(self) -> list[Window]:
         """Top-level windows the window manager manages (its _NET_CLIENT_LIST)."""
+        self._require_xvfb()
         conn = xdisplay.Display(self.display)
         try:
             atom = conn.intern_atom
@@ -102,11 +108,22 @@ class XStack:
 
     def frame(self) -> np.ndarray:
         """The whole screen as an H×W×4 BGRA array (no encoding)."""
+        self._require_xvfb()
         grabber = getattr(self._local, "grabber", None)
-        if grabber is None:
-            grabber = self._local.grabber = mss.mss(display=self.display)
-        shot = grabber.grab(grabber.monitors[1])
+        try:
+            if grabber is None:
+                grabber = self._local.grabber = mss.mss(display=self.display)
+            shot = grabber.grab(grabber.monitors[1])
+        except mss.exception.ScreenShotError as exc:
+            self._local = threading.local()
+            raise XServerDown(f"cannot capture the screen of {self.display}: {exc}") from None
         return np.frombuffer(shot.raw, dtype=np.uint8).reshape(shot.height, shot.width, 4)
+
+    def _require_xvfb(self) -> None:
+        if not self.procs or self.procs[0].poll() is not None:
+            self._local = threading.local()
+            raise XServerDown(f"the X server of this desktop is not running "
+                              f"({'it exited' if self.procs else 'not started'}): reset it")
 
     def _spawn(self, argv: list[str], **kwargs) -> subprocess.Popen:
         return subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL,

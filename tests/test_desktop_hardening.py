@@ -1,0 +1,160 @@
+"""The control server under hostile input, on a real local desktop: the token before the body,
+capped bodies and requests, uploads that cannot be redirected out of the home, health answering
+during a long action, a dead X server as a typed error, and no 500 for any request."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cua.actions import Wait
+from cua.content.documents import make_workbook
+from cua.desktop import procs, registry
+from cua.desktop.api import MAX_ACTIONS
+from cua.desktop.client import DesktopError
+from cua.envspec import load_env
+
+CALC = load_env("calc")
+
+
+@pytest.fixture
+def ready(local_desktop, tmp_path):
+    local_desktop.reset(CALC, [make_workbook(tmp_path / "sales.xlsx", seed=3)])
+    return local_desktop
+
+
+def home_of(desktop) -> Path:
+    return Path(registry.load(desktop.id).root) / "home"
+
+
+def raw(desktop, headers: dict[str, str] | None = None) -> httpx.Client:
+    """A client of the desktop's server with only the given headers (no token by default)."""
+    return httpx.Client(base_url=desktop.base_url, headers=headers or {}, timeout=30)
+
+
+def test_uploads_cannot_be_redirected_out_of_the_home(local_desktop, tmp_path):
+    home, outside = home_of(local_desktop), tmp_path / "outside.txt"
+    outside.write_text("precious")
+    (home / ".up.txt.part").symlink_to(outside)          # the old temporary name
+    local_desktop.upload(Path(__file__), "up.txt")
+    assert outside.read_text() == "precious"
+    assert (home / "up.txt").read_bytes() == Path(__file__).read_bytes()
+    (home / "escape").symlink_to(tmp_path)                # a folder that leads out
+    (home / "passwd").symlink_to(outside)                 # a file that leads out
+    for remote in ("escape/x.txt", "passwd", "%2E%2E/x.txt"):
+        with pytest.raises(DesktopError, match="outside the desktop's home"):
+            local_desktop.upload(Path(__file__), remote)
+    assert outside.read_text() == "precious" and not (tmp_path / "x.txt").exists()
+    leftovers = [p for p in home.iterdir() if p.name.endswith(".part") and not p.is_symlink()]
+    assert not leftovers  # no temporary file left behind
+
+
+def post_raw(desktop, path: str, size: int, token: str | None = None) -> tuple[str, int]:
+    """POST a `size`-byte JSON body over a bare socket, stopping when the server hangs up;
+    returns the server's reply and how many body bytes went out."""
+    url = httpx.URL(desktop.base_url)
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    with socket.create_connection((url.host, url.port), timeout=5) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"{auth}Content-Length: {size}\r\n\r\n".encode())
+        chunk, sent = b"[" * 2**20, 0
+        try:
+            while sent < size:
+                sock.sendall(chunk[:size - sent])
+                sent += min(len(chunk), size - sent)
+        except OSError:
+            pass  # the server answered and hung up: it never wanted the body
+        return sock.recv(4096).decode(errors="replace"), sent
+
+
+def test_the_token_is_checked_before_the_body_is_read(local_desktop):
+    server = psutil.Process(registry.load(local_desktop.id).pid)
+    size = 400 * 2**20
+    reply, sent = post_raw(local_desktop, "/reset", size)
+    assert reply.startswith("HTTP/1.1 401") and sent < size
+    assert server.memory_info().rss < 300 * 2**20
+    for path in ("/docs", "/openapi.json", "/redoc", "/health"):
+        assert raw(local_desktop).get(path).status_code == 401
+    token = local_desktop.http.headers["Authorization"].removeprefix("Bearer ")
+    reply, sent = post_raw(local_desktop, "/execute", 2 * 2**20, token)
+    assert reply.startswith("HTTP/1.1 413") and '"error": "size"' in reply
+    with raw(local_desktop, {"Authorization": f"Bearer {token}"}) as ok:
+        assert ok.get("/openapi.json").status_code == 404
+        assert ok.get("/health").status_code == 200  # the server is fine
+
+
+def test_requests_are_capped_up_front(ready):
+    before = ready.screenshot_png()
+    too_many = ready.http.post("/execute", json={"actions": [{"type": "wait"}] * 100})
+    assert too_many.status_code == 422 and str(MAX_ACTIONS) in too_many.text
+    long_text = ready.http.post("/execute", json={"actions": [{"type": "type",
+                                                               "content": "x" * 100_000}]})
+    assert long_text.status_code == 422 and "10000-character limit" in long_text.text
+    assert ready.screenshot_png() == before  # nothing ran
+
+
+def test_health_answers_while_an_action_runs(ready):
+    worker = threading.Thread(target=ready.execute, args=([Wait()] * 4,))
+    worker.start()
+    time.sleep(0.5)
+    try:
+        started = time.monotonic()
+        health = ready.health()
+        assert health.ok and time.monotonic() - started < 2.0
+        assert worker.is_alive()  # the action was still running
+    finally:
+        worker.join()
+
+
+def test_a_dead_x_server_is_a_typed_error_and_the_next_call_works(ready, tmp_path):
+    for pid in procs.marked_pids(ready.id):
+        if procs.comm(pid) == "Xvfb":
+            os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    with pytest.raises(DesktopError) as caught:
+        ready.screenshot_png()
+    assert caught.value.kind == "x_server"
+    assert not ready.health().x_server  # the same connection still answers
+    ready.reset(CALC, [make_workbook(tmp_path / "again.xlsx", seed=4)])
+    assert ready.health().ok and ready.screenshot_png().startswith(b"\x89PNG")
+
+
+PATHS = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(method=st.sampled_from(["GET", "PUT", "POST", "DELETE"]),
+       route=st.sampled_from(["/files/", "/execute", "/open", "/launch", "/reset",
+                              "/windows/", "/screenshot", "/health", "/"]),
+       suffix=PATHS, body=JSON)
+def test_hostile_requests_get_no_500_and_write_nothing_outside_home(local_desktop, method,
+                                                                    route, suffix, body):
+    home = home_of(local_desktop)
+    root = home.parent
+    named = Path(os.path.normpath(home / suffix))  # where a write to this path would land
+    outside = not named.is_relative_to(home)
+    existed = named.exists() if outside else False
+    entries = sorted(p.name for p in root.iterdir())
+    url = route + (suffix if route.endswith("/") else "")
+    try:
+        response = local_desktop.http.request(method, url, json=body, timeout=30)
+    except httpx.InvalidURL:
+        return
+    assert response.status_code < 500, (method, url, response.text)
+    assert sorted(p.name for p in root.iterdir()) == entries
+    if outside:
+        assert named.exists() == existed, named
