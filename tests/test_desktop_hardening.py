@@ -74,7 +74,10 @@ def post_raw(desktop, path: str, size: int, token: str | None = None) -> tuple[s
                 sent += min(len(chunk), size - sent)
         except OSError:
             pass  # the server answered and hung up: it never wanted the body
-        return sock.recv(4096).decode(errors="replace"), sent
+        reply = b""
+        while chunk := sock.recv(4096):  # the server closes the connection after its answer
+            reply += chunk
+        return reply.decode(errors="replace"), sent
 
 
 def test_the_token_is_checked_before_the_body_is_read(local_desktop):
@@ -154,7 +157,7 @@ def test_hostile_requests_get_no_500_and_write_nothing_outside_home(local_deskto
         response = local_desktop.http.request(method, url, json=body, timeout=30)
     except httpx.InvalidURL:
         return
-    assert response.status_code < 500, (method, url, response.text)
+    assert response.status_code != 500, (method, url, response.text)  # typed errors only
     assert sorted(p.name for p in root.iterdir()) == entries
     if outside:
         assert named.exists() == existed, named
