@@ -59,24 +59,28 @@ def test_uploads_cannot_be_redirected_out_of_the_home(local_desktop, tmp_path):
     assert not leftovers  # no temporary file left behind
 
 
-def post_raw(desktop, path: str, size: int, token: str | None = None) -> tuple[str, int]:
-    """POST a `size`-byte JSON body over a bare socket, stopping when the server hangs up;
-    returns the server's reply and how many body bytes went out."""
+def post_raw(desktop, path: str, size: int, token: str | None = None,
+             send_body: bool = True) -> tuple[str, int]:
+    """POST a `size`-byte JSON body over a bare socket (or only its headers), stopping when the
+    server hangs up; returns what the server answered and how many body bytes went out."""
     url = httpx.URL(desktop.base_url)
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
     with socket.create_connection((url.host, url.port), timeout=5) as sock:
         sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      f"{auth}Content-Length: {size}\r\n\r\n".encode())
-        chunk, sent = b"[" * 2**20, 0
+        block, sent = b"[" * 2**20, 0
         try:
-            while sent < size:
-                sock.sendall(chunk[:size - sent])
-                sent += min(len(chunk), size - sent)
+            while send_body and sent < size:
+                sock.sendall(block[:size - sent])
+                sent += min(len(block), size - sent)
         except OSError:
             pass  # the server answered and hung up: it never wanted the body
         reply = b""
-        while chunk := sock.recv(4096):  # the server closes the connection after its answer
-            reply += chunk
+        try:
+            while data := sock.recv(4096):  # the server closes the connection after its answer
+                reply += data
+        except ConnectionResetError:
+            pass  # it hung up on a body it did not read
         return reply.decode(errors="replace"), sent
 
 
@@ -89,8 +93,8 @@ def test_the_token_is_checked_before_the_body_is_read(local_desktop):
     for path in ("/docs", "/openapi.json", "/redoc", "/health"):
         assert raw(local_desktop).get(path).status_code == 401
     token = local_desktop.http.headers["Authorization"].removeprefix("Bearer ")
-    reply, sent = post_raw(local_desktop, "/execute", 2 * 2**20, token)
-    assert reply.startswith("HTTP/1.1 413") and '"error": "size"' in reply
+    reply, _ = post_raw(local_desktop, "/execute", 2 * 2**20, token, send_body=False)
+    assert reply.startswith("HTTP/1.1 413") and '"error": "size"' in reply  # not waiting for it
     with raw(local_desktop, {"Authorization": f"Bearer {token}"}) as ok:
         assert ok.get("/openapi.json").status_code == 404
         assert ok.get("/health").status_code == 200  # the server is fine
