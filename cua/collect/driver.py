@@ -109,7 +109,8 @@ def collect(store: RunStore, recipe: CollectRecipe, console=None) -> dict[str, i
     episodes = [EpisodeUnit(by_id[g.id], t) for g in store.goals().values() if g.id in by_id
                 for t in g.tasks]
     finished = [r for r in store.episodes().values() if r.outcome != "error"]
-    todo = [e for e in episodes if e.task.id not in {r.id for r in finished}]
+    finished_ids = {r.id for r in finished}
+    todo = [e for e in episodes if e.task.id not in finished_ids]
     with EpisodeProgress(console, "episodes", len(episodes), finished) as progress:
         def keep_episode(record: EpisodeRecord, screens: dict[str, bytes]) -> None:
             _persist(store, screens)

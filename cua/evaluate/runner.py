@@ -31,7 +31,8 @@ from cua.collect.pool import run_pool
 from cua.collect.progress import EpisodeProgress
 from cua.collect.store import RunStore, package_versions, write_atomic
 from cua.desktop import registry
-from cua.desktop.ops import Upload
+from cua.desktop.ops import Op, Upload
+from cua.evaluate.setup import env_for
 from cua.evaluate.taskconfig import TaskConfig, load_tasks
 from cua.formats import get_format
 from cua.recipes import AgentSettings
@@ -78,9 +79,9 @@ class Attempt:
     screens: dict[str, bytes]
 
 
-def content_ref(task: TaskConfig) -> ContentRef:
-    """The task's first uploaded file, as the run's records name content."""
-    upload = next((op for op in task.setup_ops() if isinstance(op, Upload)), None)
+def content_ref(setup: list[Op]) -> ContentRef:
+    """The first file a task's setup uploads, as the run's records name content."""
+    upload = next((op for op in setup if isinstance(op, Upload)), None)
     if upload is None:
         return ContentRef(name="", kind="", sha256="")
     return ContentRef(name=upload.remote, kind=upload.source.suffix.lstrip(".").lower(),
@@ -89,12 +90,13 @@ def content_ref(task: TaskConfig) -> ContentRef:
 
 def episode_spec(task: TaskConfig) -> EpisodeSpec:
     """The episode of an OSWorld task: its setup, postconfig and evaluator."""
-    env, content, solution = task.env(), content_ref(task), task.solution
+    setup, solution = task.setup_ops(), task.solution  # planned once for the env and content
+    env, content = env_for(task.related_apps, setup), content_ref(setup)
     agent_task = Task(id=task.id, instruction=task.instruction, app=env.apps[0].app,
                       content=content.name, family=solution.family if solution else None,
                       params=solution.params if solution else {})
     return EpisodeSpec(task=agent_task, env=env, content=content, group=task.domain,
-                       setup=task.setup_ops(), postconfig=task.postconfig_ops(),
+                       setup=setup, postconfig=task.postconfig_ops(),
                        evaluator=task.evaluator, task_dir=task.task_dir)
 
 
@@ -219,7 +221,7 @@ def open_results(recipe: EvalRecipe, tasks: list[TaskConfig]) -> RunStore:
         for task in tasks:
             env = task.env()
             envs[env.name] = env
-        contents = {ref.sha256: ref for ref in map(content_ref, tasks) if ref.sha256}
+        contents = {ref.sha256: ref for ref in (content_ref(t.setup_ops()) for t in tasks) if ref.sha256}
         store.create(RunManifest(run_id=f"{recipe.name}-{store.root.name}", created=time.time(),
                                  recipe=recipe.model_dump(mode="json"),
                                  versions=package_versions(), envs=envs,
