@@ -93,6 +93,9 @@ def desktop_up(
     backend: str = typer.Option("local", help="local (embedded default) or docker"),
 ) -> None:
     """Start a desktop, open the files, wait until it is ready; prints the desktop id."""
+    missing = [str(path) for path in open_ if not path.is_file()]
+    if missing:
+        _usage(f"no such file: {', '.join(missing)}")
     try:
         spec = load_env(env)
         desktop = registry.backend(backend, **({"owned": False} if backend == "local" else {}))

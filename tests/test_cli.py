@@ -115,3 +115,10 @@ def test_collect_says_when_no_content_is_usable(tmp_path, shared_content):
     result = cua("collect", "--recipe", str(recipe), check=False)
     assert result.returncode == 1 and "no usable content in the run (" in result.stderr
     assert "54764.xlsx:" in result.stderr and "entity" in result.stderr
+
+
+def test_desktop_up_refuses_a_missing_file_before_starting(tmp_path):
+    result = cua("desktop", "up", "--env", "calc", "--open", str(tmp_path / "nope.xlsx"),
+                 check=False)
+    assert result.returncode == 2 and "no such file" in result.stderr
+    assert cua("desktop", "list").stdout.count("local") == 0  # nothing was started
