@@ -207,6 +207,21 @@ def test_memory_limit_applies_to_the_loader(tmp_path):
     assert check_content(path, memory_mb=1024).kind == "docx"
 
 
+@pytest.mark.parametrize("error, status", [
+    (MemoryError(), content.OUT_OF_MEMORY),
+    (ImportError("etree.so: failed to map segment from shared object"), content.OUT_OF_MEMORY),
+    (ImportError("libxml2.so: Cannot allocate memory"), content.OUT_OF_MEMORY),
+    (ImportError("No module named 'docx'"), 1),
+    (ValueError("bad zip"), 1),
+])
+def test_loader_tells_the_memory_limit_from_other_failures(tmp_path, monkeypatch, capsys, error, status):
+    """Under RLIMIT_AS a library may fail while mapping its C extension: that is the limit, not a bad file."""
+    monkeypatch.setattr(content.resource, "setrlimit", lambda *_: None)
+    monkeypatch.setattr(content, "_load", lambda *_: (_ for _ in ()).throw(error))
+    assert content.main([str(make_docx(tmp_path / "memo.docx")), "1"]) == status
+    assert capsys.readouterr().out.strip()
+
+
 @pytest.mark.parametrize("path", shared_files("xlsx", "pptx", "docx"))
 def test_shared_documents_open(path):
     assert path.is_file()

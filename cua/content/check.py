@@ -48,6 +48,7 @@ CHUNK = 1 << 20
 # BLAS thread pools (numpy is imported by openpyxl) reserve address space per core, which RLIMIT_AS counts.
 SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 OUT_OF_MEMORY = 3  # the loader's exit status when it hit the memory limit
+DLOPEN_OUT_OF_MEMORY = ("failed to map segment", "cannot allocate memory")  # dlopen's words under RLIMIT_AS
 
 
 class ContentError(Exception):
@@ -231,8 +232,15 @@ def main(argv: list[str]) -> int:
         _load(path, content_kind(path))
     except BaseException as e:
         print(_describe(e), flush=True)
-        return OUT_OF_MEMORY if isinstance(e, MemoryError) or getattr(e, "errno", None) == errno.ENOMEM else 1
+        return OUT_OF_MEMORY if _out_of_memory(e) else 1
     return 0
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` means the memory limit was hit, including a C extension that could not be mapped."""
+    if isinstance(exc, MemoryError) or getattr(exc, "errno", None) == errno.ENOMEM:
+        return True
+    return isinstance(exc, ImportError) and any(m in str(exc).lower() for m in DLOPEN_OUT_OF_MEMORY)
 
 
 if __name__ == "__main__":
