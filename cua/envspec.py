@@ -84,6 +84,7 @@ class EnvSpec(Frozen):
     office: Office = Office()
     settle: SettlePolicy = SettlePolicy()
     ready_timeout_s: float = Field(30.0, gt=0, le=300)
+    network: bool = False  # the apps reach the network (docker; local desktops share the host's)
 
     def app_for(self, kind: str) -> str:
         """The first app of this env that opens content of `kind`."""

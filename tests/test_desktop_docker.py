@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cua.content.documents import make_workbook
+from cua.desktop import registry
 from cua.desktop.docker import DockerBackend, client
 from cua.envspec import load_env
 from tests.conftest import docker_engine_or_skip, require_desktop_tools
@@ -15,9 +18,9 @@ def test_container_is_confined_and_removed_on_close(tmp_path):
     try:
         attrs = client().containers.get(f"cua-desktop-{desktop.id}").attrs
         host = attrs["HostConfig"]
-        assert not host["Privileged"] and host["NetworkMode"] != "host"
+        assert not host["Privileged"] and host["NetworkMode"] == "none"
+        assert not host.get("PortBindings")  # the server is on a unix socket only
         assert host["Memory"] == 1500 * 2**20 and host["NanoCpus"] == 10**9
-        assert all(b["HostIp"] == "127.0.0.1" for b in attrs["NetworkSettings"]["Ports"]["8080/tcp"])
         dropped = {c.upper().removeprefix("CAP_") for c in host["CapDrop"]}  # podman lists them
         assert dropped == {"ALL"} or {"CHOWN", "KILL", "SETUID", "SETGID", "NET_RAW"} <= dropped
         assert any("no-new-privileges" in o for o in host["SecurityOpt"])
@@ -34,3 +37,59 @@ def test_container_is_confined_and_removed_on_close(tmp_path):
         desktop.close()
     names = [c.name for c in client().containers.list(all=True)]
     assert f"cua-desktop-{desktop.id}" not in names
+    assert not Path(desktop.base_url.removeprefix("unix:")).parent.exists()
+
+
+# Run inside the container as its user (the apps' and the agent's code's): what can it reach?
+PROBE = r"""
+import glob, pathlib, socket
+for path in glob.glob("/proc/[0-9]*/environ") + glob.glob("/proc/[0-9]*/cmdline"):
+    try:
+        print("readable", path, pathlib.Path(path).read_bytes().replace(b"\0", b" ").decode())
+    except OSError as exc:
+        print("refused", path, type(exc).__name__)
+print("files", sorted(p.name for p in pathlib.Path("/run/cua").iterdir()))
+print("interfaces", sorted(p.name for p in pathlib.Path("/sys/class/net").iterdir()))
+try:
+    socket.create_connection(("192.0.2.1", 80), timeout=3)
+    print("egress open")
+except OSError as exc:
+    print("egress refused", exc.errno)
+"""
+
+
+def test_apps_cannot_reach_the_network_or_the_token(tmp_path):
+    require_desktop_tools()
+    docker_engine_or_skip()
+    desktop = DockerBackend().start()
+    try:
+        token = registry.load(desktop.id).token
+        desktop.reset(load_env("calc"), [make_workbook(tmp_path / "sales.xlsx")])
+        container = client().containers.get(f"cua-desktop-{desktop.id}")
+        report = container.exec_run(["python3", "-c", PROBE]).output.decode()
+        assert token not in report
+        assert "egress refused" in report and "interfaces ['lo']" in report
+        assert "files ['control.sock']" in report  # the token file is gone
+        server = [line.split()[1] for line in report.splitlines()
+                  if line.split()[2:5] == ["python", "-m", "cua.desktop.server"]]
+        assert server and f"refused {server[0].replace('cmdline', 'environ')} " in report
+        assert "soffice" in report  # the apps run, and their environment says nothing secret
+    finally:
+        desktop.close()
+
+
+def test_an_env_that_asks_for_the_network_gets_one():
+    require_desktop_tools()
+    docker_engine_or_skip()
+    desktop = registry.desktop_for(load_env("calc").model_copy(update={"network": True}), None,
+                                   "docker")
+    try:
+        container = client().containers.get(f"cua-desktop-{desktop.id}")
+        assert container.attrs["HostConfig"]["NetworkMode"] != "none"
+        interfaces = container.exec_run(["ls", "/sys/class/net"]).output.decode().split()
+        assert set(interfaces) - {"lo"} and desktop.answers()
+        same = registry.desktop_for(load_env("calc").model_copy(update={"network": True}),
+                                    desktop, "docker")
+        assert same is desktop
+    finally:
+        desktop.close()

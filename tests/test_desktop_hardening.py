@@ -22,7 +22,9 @@ from cua.content.documents import make_workbook
 from cua.desktop import procs, registry
 from cua.desktop.api import MAX_ACTIONS
 from cua.desktop.client import DesktopError
+from cua.desktop.local import LocalBackend
 from cua.envspec import load_env
+from tests.conftest import require_desktop_tools
 
 CALC = load_env("calc")
 
@@ -100,6 +102,15 @@ def test_the_token_is_checked_before_the_body_is_read(local_desktop):
         assert ok.get("/health").status_code == 200  # the server is fine
 
 
+def test_the_token_is_in_no_environment_command_line_or_file(ready):
+    record = registry.load(ready.id)
+    server = psutil.Process(record.pid)
+    for process in (server, *server.children(recursive=True)):  # the server, X, the apps
+        assert record.token not in " ".join(process.cmdline())
+        assert record.token not in "".join(process.environ().values())
+    assert not (Path(record.root) / "token").exists()
+
+
 def test_requests_are_capped_up_front(ready):
     before = ready.screenshot_png()
     too_many = ready.http.post("/execute", json={"actions": [{"type": "wait"}] * 100})
@@ -108,6 +119,19 @@ def test_requests_are_capped_up_front(ready):
                                                                "content": "x" * 100_000}]})
     assert long_text.status_code == 422 and "10000-character limit" in long_text.text
     assert ready.screenshot_png() == before  # nothing ran
+
+
+def test_a_request_starts_no_action_past_its_time_budget(monkeypatch, tmp_path):
+    require_desktop_tools()
+    monkeypatch.setenv("CUA_MAX_EXECUTE_S", "1.5")
+    with LocalBackend().start() as desktop:
+        desktop.reset(CALC, [make_workbook(tmp_path / "sales.xlsx", seed=3)])
+        report = desktop.execute([Wait()] * 10)
+        *done, stopped = report.results
+        assert all(r.ok for r in done) and 1 <= len(done) < 10
+        assert not stopped.ok and stopped.error == (
+            f"not run: the request's 1.5 s budget was spent after {len(done)} of 10 actions")
+        assert desktop.health().ok
 
 
 def test_health_answers_while_an_action_runs(ready):

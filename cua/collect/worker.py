@@ -67,14 +67,13 @@ class Worker:
             self.desktop.close()
             self.desktop = None
 
-    def _desktop(self):
-        if self.desktop is None:
-            self.desktop = registry.backend(self.recipe.backend).start()
+    def _desktop(self, env: EnvSpec):
+        self.desktop = registry.desktop_for(env, self.desktop, self.recipe.backend)
         return self.desktop
 
     def _grounding(self, unit: GoalUnit, screens: ScreenBuffer, on_screen=None) -> Grounding:
         def screenshot() -> bytes:
-            desktop = self._desktop()
+            desktop = self._desktop(unit.env)
             desktop.reset(unit.env, [Path(unit.path)])
             png = desktop.screenshot_png()
             if on_screen is not None:
@@ -99,7 +98,7 @@ class Worker:
     def episode(self, unit: EpisodeUnit, files: Path) -> tuple[EpisodeRecord, dict[str, bytes]]:
         grounding = self._grounding(unit.goal, ScreenBuffer())
         record, screens = run_episode(
-            self._desktop(), episode_spec(unit), self.agent, self.format, self.recipe, files,
+            self._desktop(unit.goal.env), episode_spec(unit), self.agent, self.format, self.recipe, files,
             judge=lambda png, put: self.judge.judge(unit.task, grounding, png, put))
         if record.outcome == "error":
             self.close()  # a fresh desktop for the next episode

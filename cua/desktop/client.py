@@ -15,6 +15,20 @@ from cua.desktop.waiting import WaitTimeout, wait_until
 from cua.envspec import EnvSpec
 
 
+UNIX = "unix:"  # a control server on a unix socket: "unix:/path/to/socket"
+
+
+def http_client(base_url: str, token: str, timeout_s: float) -> httpx.Client:
+    """A client of the control server at `base_url` (http://host:port or unix:/socket), sending
+    the desktop's token with every request."""
+    headers = {"Authorization": f"Bearer {token}"}
+    if base_url.startswith(UNIX):
+        transport = httpx.HTTPTransport(uds=base_url.removeprefix(UNIX))
+        return httpx.Client(base_url="http://desktop", transport=transport, timeout=timeout_s,
+                            headers=headers)
+    return httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers)
+
+
 class DesktopError(RuntimeError):
     """The desktop refused a request or could not carry it out."""
 
@@ -31,10 +45,10 @@ class Desktop:
     """A live desktop behind its control server: reset, observe, act, move files, close."""
 
     def __init__(self, desktop_id: str, base_url: str, token: str, backend=None,
-                 timeout_s: float = 120.0):
+                 timeout_s: float = 120.0, network: bool = False):
         self.id, self.base_url, self.backend = desktop_id, base_url, backend
-        self.http = httpx.Client(base_url=base_url, timeout=timeout_s,
-                                 headers={"Authorization": f"Bearer {token}"})
+        self.network = network  # whether it was started for envs whose apps need the network
+        self.http = http_client(base_url, token, timeout_s)
         self.spec: EnvSpec | None = None
 
     # -- Gymnasium-style lifecycle ----------------------------------------------------------------

@@ -2,17 +2,22 @@
 the Docker Engine API (Docker, or podman's service: see scripts/setup-podman.sh).
 
 The container runs the same control server as the local backend, as the unprivileged user `cua`,
-with no capabilities, no way to gain privileges and a read-only image (see `LOCKED_DOWN`), on the
-default bridge network, with its port 8080 published on the host's loopback only."""
+with no capabilities, no way to gain privileges and a read-only image (see `LOCKED_DOWN`). It has
+no network unless asked (`start(network=True)`, for an env spec whose apps need one): the server
+listens on a unix socket in a private host folder mounted at /run/cua, where the token is handed
+over as a file the server deletes before any app starts."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 from cua.desktop import registry
-from cua.desktop.client import Desktop, DesktopError
+from cua.desktop.client import UNIX, Desktop, DesktopError
 from cua.desktop.waiting import WaitTimeout, wait_until
 
 try:
@@ -29,6 +34,7 @@ SHM_SIZE = "512m"  # Chromium and LibreOffice outgrow Docker's default 64 MB /de
 # writable (the desktop's state and home live in /tmp/desktop), and a bounded number of processes.
 LOCKED_DOWN = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "read_only": True,
                "tmpfs": {"/tmp": "rw,exec,nosuid,nodev,mode=1777"}, "pids_limit": 1024}
+SHARED = "/run/cua"  # in the container: the control socket and, until the server reads it, the token
 
 
 def client():
@@ -61,7 +67,8 @@ class DockerBackend:
         self.image, self.mem_limit, self.cpus = image, mem_limit, cpus
         self.start_timeout_s = start_timeout_s
 
-    def start(self) -> Desktop:
+    def start(self, network: bool = False) -> Desktop:
+        """A new desktop container; `network` gives its apps the engine's default network."""
         engine = client()
         try:
             engine.images.get(self.image)
@@ -69,19 +76,29 @@ class DockerBackend:
             raise DesktopError("backend", f"image {self.image!r} is missing from the engine: build "
                                f"it with scripts/build-image.sh {self.image}") from None
         desktop_id, token = secrets.token_hex(4), secrets.token_urlsafe(24)
-        container = engine.containers.run(
-            self.image, detach=True, name=f"cua-desktop-{desktop_id}",
-            environment={"CUA_TOKEN": token, "CUA_DESKTOP_ID": desktop_id},
-            labels={LABEL: desktop_id}, ports={"8080/tcp": ("127.0.0.1", None)},
-            mem_limit=self.mem_limit, nano_cpus=int(self.cpus * 1e9), shm_size=SHM_SIZE,
-            **LOCKED_DOWN)
+        root = Path(tempfile.mkdtemp(prefix=f"cua-{desktop_id}-"))  # private (0700): the guard
+        shared = root / "run"
+        shared.mkdir()
+        shared.chmod(0o777)  # the container's user, whatever its uid on this host, writes here
+        (shared / "token").write_text(token)
+        (shared / "token").chmod(0o644)
         try:
-            port = _host_port(container)
+            container = engine.containers.run(
+                self.image, detach=True, name=f"cua-desktop-{desktop_id}",
+                environment={"CUA_DESKTOP_ID": desktop_id}, labels={LABEL: desktop_id},
+                volumes={str(shared): {"bind": SHARED, "mode": "rw"}},
+                network_mode=None if network else "none",
+                mem_limit=self.mem_limit, nano_cpus=int(self.cpus * 1e9), shm_size=SHM_SIZE,
+                **LOCKED_DOWN)
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        try:
             record = registry.DesktopRecord(id=desktop_id, backend="docker",
-                                            base_url=f"http://127.0.0.1:{port}", token=token,
-                                            container=container.id)
+                                            base_url=f"{UNIX}{shared / 'control.sock'}",
+                                            token=token, root=str(root), container=container.id)
             registry.save(record)
-            desktop = Desktop(desktop_id, record.base_url, token, backend=self)
+            desktop = Desktop(desktop_id, record.base_url, token, backend=self, network=network)
             self._wait_healthy(desktop, container)
         except BaseException as exc:
             logs = _logs(container)
@@ -89,6 +106,7 @@ class DockerBackend:
                 _remove(container)
             except DockerException:
                 pass  # the error being raised says more than a failed clean-up
+            shutil.rmtree(root, ignore_errors=True)
             registry.forget(desktop_id)
             if isinstance(exc, DesktopError) and logs:
                 raise DesktopError("backend", f"{exc}; the container's log:\n{logs}") from None
@@ -104,6 +122,8 @@ class DockerBackend:
             _remove(container)
         except NotFound:
             pass
+        if record.root:
+            shutil.rmtree(record.root, ignore_errors=True)
         registry.forget(desktop_id)
 
     def _wait_healthy(self, desktop: Desktop, container) -> None:
@@ -137,20 +157,6 @@ def _remove(container, attempts: int = 5) -> None:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5)
-
-
-def _host_port(container, timeout_s: float = 10.0) -> int:
-    """The loopback port the engine published for the container's 8080."""
-    def published() -> int | None:
-        container.reload()
-        bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get("8080/tcp")
-        return int(bindings[0]["HostPort"]) if bindings and bindings[0].get("HostPort") else None
-
-    try:
-        return wait_until(published, timeout_s, interval_s=0.05,
-                          what="the engine to publish a host port for 8080/tcp")
-    except WaitTimeout as exc:
-        raise DesktopError("backend", str(exc)) from None
 
 
 def _logs(container) -> str:

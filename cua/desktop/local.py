@@ -26,16 +26,18 @@ class LocalBackend:
         unowned ones, which live until `cua desktop down`."""
         self.start_timeout_s, self.owned = start_timeout_s, owned
 
-    def start(self) -> Desktop:
+    def start(self, network: bool = False) -> Desktop:
+        """A new desktop; its apps share this host's network whatever `network` says."""
         sweep_dead()
         desktop_id, token = secrets.token_hex(4), secrets.token_urlsafe(24)
         root = Path(tempfile.mkdtemp(prefix=f"cua-{desktop_id}-"))
-        ready = root / "server.json"
-        env = {**os.environ, "CUA_TOKEN": token, procs.MARK: desktop_id}
+        ready, token_file = root / "server.json", root / "token"
+        token_file.write_text(token)  # root is private (0700); the server deletes the file
+        env = {**os.environ, procs.MARK: desktop_id}
         with open(root / "server.log", "wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "cua.desktop.server", "--root", str(root),
-                 "--id", desktop_id, "--ready-file", str(ready),
+                 "--id", desktop_id, "--ready-file", str(ready), "--token-file", str(token_file),
                  *(["--parent-pid", str(os.getpid())] if self.owned else [])],
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
@@ -52,7 +54,7 @@ class LocalBackend:
                                         base_url=f"http://127.0.0.1:{port}", token=token,
                                         pid=proc.pid, root=str(root))
         registry.save(record)
-        desktop = Desktop(desktop_id, record.base_url, token, backend=self)
+        desktop = Desktop(desktop_id, record.base_url, token, backend=self, network=network)
         desktop.wait_until_up(self.start_timeout_s)
         return desktop
 

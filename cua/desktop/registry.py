@@ -10,7 +10,8 @@ from typing import Literal, Protocol
 import httpx
 from pydantic import BaseModel
 
-from cua.desktop.client import Desktop, DesktopError
+from cua.desktop.client import Desktop, DesktopError, http_client
+from cua.envspec import EnvSpec
 
 BACKENDS = {"local": "cua.desktop.local:LocalBackend", "docker": "cua.desktop.docker:DockerBackend"}
 
@@ -21,14 +22,14 @@ class DesktopRecord(BaseModel):
     base_url: str
     token: str
     pid: int | None = None        # local: the control server's process
-    root: str | None = None       # local: the desktop's state folder
+    root: str | None = None       # local: the desktop's state folder; docker: its socket folder
     container: str | None = None  # docker: the container's id
 
 
 class Backend(Protocol):
     name: str
 
-    def start(self) -> Desktop: ...
+    def start(self, network: bool = False) -> Desktop: ...
 
     def stop(self, desktop_id: str) -> None: ...
 
@@ -73,11 +74,21 @@ def backend(name: str, **options) -> Backend:
     return getattr(importlib.import_module(module), cls)(**options)
 
 
+def desktop_for(env: EnvSpec, current: Desktop | None, backend_name: str) -> Desktop:
+    """`current` if it was started for `env`'s network needs, else a new desktop on `backend_name`
+    (`current` is closed first)."""
+    if current is not None and current.network == env.network:
+        return current
+    if current is not None:
+        current.close()
+    return backend(backend_name).start(network=env.network)
+
+
 def request_shutdown(record: DesktopRecord) -> None:
     """Ask a desktop's server to stop its apps and exit (best effort: it may be dead already)."""
     try:
-        httpx.post(f"{record.base_url}/shutdown", timeout=15,
-                   headers={"Authorization": f"Bearer {record.token}"})
+        with http_client(record.base_url, record.token, timeout_s=15) as http:
+            http.post("/shutdown")
     except httpx.HTTPError:
         pass
 

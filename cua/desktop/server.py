@@ -2,11 +2,13 @@
 
 Structured actions only, never code. Every request carries the desktop's bearer token, checked
 before its body is read; bodies are capped (JSON and uploads, a 413 past the limit); one request
-acts at a time, waiting at most `BUSY_WAIT_S` for the desktop, while `health` always answers."""
+acts at a time, waiting at most `BUSY_WAIT_S` for the desktop and starting no action after its
+time budget (`Limits.execute_s`), while `health` always answers."""
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import hmac
 import json
 import math
@@ -41,6 +43,7 @@ from cua.desktop.session import AppNotReady, Session
 from cua.desktop.waiting import wait_until
 from cua.desktop.x11 import XServerDown
 
+PR_SET_DUMPABLE = 4  # prctl option, <linux/prctl.h>
 BUSY_WAIT_S = 60.0  # how long a request waits for the one running before it to finish
 
 
@@ -64,6 +67,7 @@ ERRORS: dict[type[Exception], tuple[int, str]] = {
 class Limits:
     json_bytes: int = 1 << 20      # a reset or execute request
     upload_bytes: int = 512 << 20  # one file into the home
+    execute_s: float = 60.0        # no action of an execute request starts after this
 
 
 def create_app(session: Session, token: str, limits: Limits = Limits()) -> Guard:
@@ -100,7 +104,7 @@ def create_app(session: Session, token: str, limits: Limits = Limits()) -> Guard
     @app.post("/execute")
     def execute(body: ExecuteRequest) -> ExecuteReport:
         with exclusive():
-            return session.execute(body.actions, body.settle)
+            return session.execute(body.actions, body.settle, limits.execute_s)
 
     @app.get("/windows")
     def windows() -> list[WindowInfo]:
@@ -216,10 +220,45 @@ def _exit_with_parent(parent_pid: int, server: uvicorn.Server) -> None:
     server.should_exit = True
 
 
+def _read_token(path: Path) -> str:
+    """The bearer token from `path`, which is removed: the token never sits in the environment
+    or on disk where the desktop's apps could read it."""
+    token = path.read_text().strip()
+    path.unlink()
+    return token
+
+
+def _make_undumpable() -> None:
+    """Hide this process's memory and environment from the desktop's own processes (same user):
+    no ptrace, /proc/PID/{mem,environ} owned by root. Apps started later are unaffected."""
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+
+
+def _listen(args: argparse.Namespace) -> socket.socket:
+    """The listening socket: TCP on --host/--port, or the unix socket --unix-socket."""
+    if args.unix_socket:
+        args.unix_socket.unlink(missing_ok=True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(args.unix_socket))
+        args.unix_socket.chmod(0o666)  # its folder and the token are the access control
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((args.host, args.port))
+    sock.listen(128)  # connections queue from here on, before uvicorn starts serving
+    return sock
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--token-file", type=Path, required=True,
+                        help="file holding the desktop's bearer token; read, then deleted")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--unix-socket", type=Path, help="listen here instead of on TCP")
+    parser.add_argument("--undumpable", action="store_true",
+                        help="hide the server's memory from the desktop's processes (containers)")
     parser.add_argument("--root", type=Path, help="the desktop's state folder (default: a new "
                         "temp dir)")
     parser.add_argument("--id", default=os.environ.get("CUA_DESKTOP_ID") or secrets.token_hex(4))
@@ -229,21 +268,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-upload-mb", type=int,
                         default=int(os.environ.get("CUA_MAX_UPLOAD_MB", Limits.upload_bytes >> 20)),
                         help="largest file a client may upload (env CUA_MAX_UPLOAD_MB)")
+    parser.add_argument("--max-execute-s", type=float,
+                        default=float(os.environ.get("CUA_MAX_EXECUTE_S", Limits.execute_s)),
+                        help="an execute request starts no action after this many seconds "
+                        "(env CUA_MAX_EXECUTE_S)")
     args = parser.parse_args(argv)
-    token = os.environ.get("CUA_TOKEN")
+    try:
+        token = _read_token(args.token_file)
+    except OSError as exc:
+        parser.error(f"cannot read --token-file: {exc}")
     if not token:
-        parser.error("set CUA_TOKEN to the desktop's bearer token")
+        parser.error(f"--token-file {args.token_file} is empty")
+    if args.undumpable:
+        _make_undumpable()
     root = args.root or Path(tempfile.mkdtemp(prefix=f"cua-{args.id}-"))
     session = Session(root, args.id, args.display)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    sock.listen(128)  # connections queue from here on, before uvicorn starts serving
+    sock = _listen(args)
     if args.ready_file:
+        where = ({"socket": str(args.unix_socket)} if args.unix_socket
+                 else {"port": sock.getsockname()[1]})
         partial = args.ready_file.with_suffix(".part")
-        partial.write_text(json.dumps({"port": sock.getsockname()[1], "pid": os.getpid()}))
+        partial.write_text(json.dumps({**where, "pid": os.getpid()}))
         partial.replace(args.ready_file)
-    limits = Limits(upload_bytes=args.max_upload_mb << 20)
+    limits = Limits(upload_bytes=args.max_upload_mb << 20, execute_s=args.max_execute_s)
     config = uvicorn.Config(create_app(session, token, limits), log_level="warning",
                             access_log=False)
     server = uvicorn.Server(config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import math
 import os
 import secrets
 import subprocess
@@ -112,14 +113,21 @@ class Session:
     def screenshot(self) -> bytes:
         return encode_png(self.x.frame())
 
-    def execute(self, actions: list[Action], settle: bool = True) -> ExecuteReport:
+    def execute(self, actions: list[Action], settle: bool = True,
+                budget_s: float = math.inf) -> ExecuteReport:
         """Validate every action first (nothing runs if one is invalid), then run each and wait
-        for the screen to settle after it. A failure stops the list and is reported, not raised."""
+        for the screen to settle after it. A failure stops the list and is reported, not raised;
+        so does the time budget: no action starts once `budget_s` has passed."""
         spec = self._require_spec()
         checked = [validate(a, spec.screen.width, spec.screen.height) for a in actions]
         start, results = time.monotonic(), []
         for action in checked:
             t0 = time.monotonic()
+            if t0 - start > budget_s:
+                results.append(ActionResult(action=action, ok=False, seconds=0.0, error=(
+                    f"not run: the request's {budget_s:g} s budget was spent after "
+                    f"{len(results)} of {len(checked)} actions")))
+                break
             before = self.x.frame() if settle else None
             try:
                 self.inputs.run(action)

@@ -117,9 +117,9 @@ class EvalWorker:
     def attempt(self, task: TaskConfig, files: Path, act: bool = True) -> Attempt:
         """Set up, let the agent act (unless `act` is False: the initial state), save, score.
         Files the evaluator reads are kept in `files`."""
-        if self.desktop is None:
-            self.desktop = registry.backend(self.recipe.backend).start()
-        record, screens = run_episode(self.desktop, episode_spec(task),
+        spec = episode_spec(task)
+        self.desktop = registry.desktop_for(spec.env, self.desktop, self.recipe.backend)
+        record, screens = run_episode(self.desktop, spec,
                                       self.agent if act else None, self.format, self.recipe,
                                       files)
         if record.outcome == "error":
