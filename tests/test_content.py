@@ -13,7 +13,7 @@ import pptx
 import pytest
 
 from cua.content import check as content
-from cua.content.check import KINDS, ContentError, check_content, content_kind
+from cua.content.check import KINDS, ODF_MIMETYPES, ContentError, check_content, content_kind
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "content"
 MANIFEST = {e["file"]: e for e in json.loads((SHARED / "MANIFEST.json").read_text())} if SHARED.is_dir() else {}
@@ -157,6 +157,51 @@ def test_wrong_format_behind_a_suffix_rejected(tmp_path):
     assert "mimetype is 'application/zip'" in rejected(make_odt(tmp_path / "x.odt", "application/zip")).reason
     no_content = make_zip(tmp_path / "y.ods", {"mimetype": b"application/vnd.oasis.opendocument.spreadsheet"})
     assert "KeyError: There is no item named 'content.xml'" in rejected(no_content).reason
+
+
+@pytest.mark.parametrize(("rows", "reason"), [
+    ('<row r="1048577"><c r="B1048577"><v>1</v></c></row>',
+     'row 1048577 is beyond LibreOffice Calc\'s 1,048,576 rows (r="1048577" in xl/worksheets/sheet1.xml)'),
+    ('<row r="1048577"/>', "row 1048577 is beyond"),  # an empty row too: Calc warns all the same
+    ('<row r="52"><c r="XFE52"><v>1</v></c></row>', "column 16385 is beyond LibreOffice Calc's 16,384 columns"),
+    ('<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>', None),  # Calc's last cell
+], ids=["row", "empty-row", "column", "last-cell"])
+def test_xlsx_cells_past_calcs_sheet_rejected(tmp_path, rows, reason):
+    """Calc stops at a modal warning on these, so the desktop would never show the workbook."""
+    book = make_xlsx(tmp_path / "book.xlsx")
+    with zipfile.ZipFile(book) as zf:
+        sheet = zf.read("xl/worksheets/sheet1.xml").decode()
+    sheet = sheet.replace("</sheetData>", f"{rows}</sheetData>")
+    far = make_zip(tmp_path / "far.xlsx", {"xl/worksheets/sheet1.xml": sheet.encode()}, book)
+    if reason is None:
+        assert check_content(far).kind == "xlsx"
+    else:
+        assert reason in rejected(far).reason
+
+
+def test_ods_cells_past_calcs_sheet_rejected(tmp_path):
+    """Repeated empty rows and cells past the sheet's end load; content past it does not."""
+    def ods(name: str, rows: str) -> Path:
+        content = ('<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+                   'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+                   'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:spreadsheet>'
+                   f'<table:table table:name="Data">{rows}</table:table></office:spreadsheet></office:body>'
+                   '</office:document-content>')
+        return make_zip(tmp_path / name, {"mimetype": ODF_MIMETYPES["ods"].encode(), "content.xml": content.encode()})
+    empty = '<table:table-row table:number-rows-repeated="2000000"><table:table-cell table:number-columns-repeated="20000"/></table:table-row>'
+    value = '<table:table-row><table:table-cell table:number-columns-repeated="{}"/><table:table-cell office:value-type="string"><text:p>x</text:p></table:table-cell></table:table-row>'
+    assert check_content(ods("empty.ods", value.format(3) + empty)).kind == "ods"
+    assert rejected(ods("low.ods", empty + value.format(3))).reason == (
+        "row 2000001 is beyond LibreOffice Calc's 1,048,576 rows (table 'Data')")
+    assert rejected(ods("wide.ods", value.format(16384))).reason == (
+        "column 16385 is beyond LibreOffice Calc's 16,384 columns (table 'Data')")
+
+
+def test_csv_lines_past_calcs_rows_rejected(tmp_path):
+    (tmp_path / "full.csv").write_bytes(b"1\r\n" * 1_048_576)
+    assert check_content(tmp_path / "full.csv").kind == "csv"
+    (tmp_path / "long.csv").write_bytes(b"1\n" * 1_048_576 + b"2")
+    assert rejected(tmp_path / "long.csv").reason == "row 1048577 is beyond LibreOffice Calc's 1,048,576 rows (a row per line)"
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])

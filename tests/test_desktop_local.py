@@ -4,8 +4,10 @@ validation and clean teardown."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,9 +15,9 @@ import httpx
 import pytest
 
 from cua.actions import ActionError, Click, Hotkey, Type
-from cua.content.check import ContentError
+from cua.content.check import ContentError, check_content
 from cua.content.documents import make_document, make_workbook
-from cua.desktop import procs
+from cua.desktop import procs, session
 from cua.desktop.local import LocalBackend
 from cua.envspec import load_env
 from tests.conftest import require_desktop_tools
@@ -113,6 +115,40 @@ def test_corrupt_files_are_rejected_by_name(local_desktop, shared_content, workb
     assert local_desktop.health().x_server  # the desktop survives and still works
     local_desktop.reset(CALC, [workbook])
     assert local_desktop.health().ok
+
+
+def test_an_app_stopped_at_a_dialog_fails_the_reset_fast_with_its_words(tmp_path, monkeypatch,
+                                                                         workbook):
+    """A workbook with a row past Calc's last makes Calc stop at a modal warning instead of
+    showing it. The content check refuses it; let through here, the reset names the dialog and
+    its text within seconds, not after `ready_timeout_s`, and the next reset recovers."""
+    require_desktop_tools()
+    far = tmp_path / "far.xlsx"
+    with zipfile.ZipFile(workbook) as book, zipfile.ZipFile(far, "w") as out:
+        for info in book.infolist():
+            data = book.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"</sheetData>", b'<row r="1048577"><c r="A1048577"><v>1</v>'
+                                                     b"</c></row></sheetData>")
+            out.writestr(info, data)
+    with pytest.raises(ContentError, match="row 1048577 is beyond"):
+        check_content(far)
+    monkeypatch.setattr(session, "check_content", lambda path: None)
+    desktop = session.Session(tmp_path / "desktop", f"t{os.getpid()}")
+    try:
+        for path in (far, workbook):
+            shutil.copy(path, desktop.home)
+        started = time.monotonic()
+        with pytest.raises(session.AppNotReady) as caught:
+            desktop.reset(CALC, ["far.xlsx"])
+        assert time.monotonic() - started < CALC.ready_timeout_s / 2
+        assert str(caught.value).startswith(
+            "far.xlsx: calc shows a dialog instead of its window: 'Warning': The data could not be "
+            "loaded completely because the maximum number of rows per sheet was exceeded")
+        desktop.reset(CALC, ["sales.xlsx"])
+        assert desktop.health().ok
+    finally:
+        desktop.close()
 
 
 def test_invalid_actions_are_refused_and_nothing_runs(local_desktop, tmp_path):

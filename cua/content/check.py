@@ -1,16 +1,19 @@
 """Prove that a content file opens before it is handed to an app on a live desktop.
 
 `check_content` runs cheap pure checks in this process (signatures, zip CRCs, zip-bomb caps, XML
-entity declarations), then loads office files with their Python library in a child process
-(`python -m cua.content.check FILE MEMORY_MB`) under an address-space limit and a wall-clock timeout.
+entity declarations, xlsx and csv rows past LibreOffice Calc's sheet), then loads office files with
+their Python library in a child process (`python -m cua.content.check FILE MEMORY_MB`) under an
+address-space limit and a wall-clock timeout (ods: also cells past Calc's sheet).
 Every failure is a `ContentError` naming the file.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -43,11 +46,18 @@ RATIO_FLOOR = 1 << 20
 MAX_TEXT = 64 << 20  # csv/txt/html size cap
 XML_SUFFIXES = (".xml", ".rels", ".vml")
 DTD_MARKERS = tuple(m.encode(enc) for m in ("<!DOCTYPE", "<!ENTITY") for enc in ("utf-8", "utf-16-le", "utf-16-be"))
-OVERLAP = max(map(len, DTD_MARKERS)) - 1  # bytes kept between chunks so no marker is split
+OVERLAP = 64  # bytes kept between chunks, so that no DTD marker or cell address is split
 CHUNK = 1 << 20
 # BLAS thread pools (numpy is imported by openpyxl) reserve address space per core, which RLIMIT_AS counts.
 SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# Calc's last row and column (XFD): it stops at a modal warning on a file with cells past them.
+MAX_ROWS, MAX_COLUMNS = 1 << 20, 1 << 14
+# An xlsx row's or cell's r="…" with 7+ row digits or 3+ column letters: maybe past those.
+FAR_CELL = re.compile(rb' r=["\']([A-Z]{3,}|[A-Z]{0,2}(?=\d{7}))(\d+)["\']')
+ODF_TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
+ODF_VALUE_TYPE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}value-type"
 OUT_OF_MEMORY = 3  # the loader's exit status when it hit the memory limit
+REFUSED = 4  # the loader's exit status when it refused the content (a ContentError, reason printed)
 DLOPEN_OUT_OF_MEMORY = ("failed to map segment", "cannot allocate memory")  # dlopen's words under RLIMIT_AS
 
 
@@ -132,17 +142,37 @@ def _check_zip(path: Path, kind: str, head: bytes) -> None:
             if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * info.compress_size:
                 ratio = info.file_size // max(info.compress_size, 1)
                 raise ContentError(path, f"{info.filename} compresses {ratio}:1 (possible zip bomb)")
-            _scan_member(path, zf, info)
+            _scan_member(path, zf, info, kind)
 
 
-def _scan_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
-    """Read a member to its end, so zipfile verifies its CRC; refuse DOCTYPE/ENTITY in XML parts."""
+def _scan_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, kind: str) -> None:
+    """Read a member to its end, so zipfile verifies its CRC; refuse DOCTYPE/ENTITY in XML parts,
+    and in an xlsx a row or cell address past Calc's sheet."""
     xml, tail = info.filename.lower().endswith(XML_SUFFIXES), b""
     with zf.open(info) as f:
         while chunk := f.read(CHUNK):
             if xml and any(m in tail + chunk for m in DTD_MARKERS):
                 raise ContentError(path, f"XML entity declarations (possible entity-expansion bomb) in {info.filename}")
+            if xml and kind == "xlsx":
+                _check_addresses(path, info.filename, tail + chunk)
             tail = chunk[-OVERLAP:]
+
+
+def _check_addresses(path: Path, member: str, xml: bytes) -> None:
+    """Refuse a row or cell address (`r="…"`) in a piece of an xlsx part that is past Calc's sheet."""
+    for m in FAR_CELL.finditer(xml):
+        column = functools.reduce(lambda n, letter: n * 26 + letter - 64, m[1], 0)
+        if beyond := _beyond_calc(int(m[2]), column):
+            raise ContentError(path, f"{beyond} ({m[0].decode().strip()} in {member})")
+
+
+def _beyond_calc(row: int, column: int) -> str | None:
+    """Why a cell at 1-based `row` and `column` is past LibreOffice Calc's sheet, or None."""
+    if row > MAX_ROWS:
+        return f"row {row} is beyond LibreOffice Calc's {MAX_ROWS:,} rows"
+    if column > MAX_COLUMNS:
+        return f"column {column} is beyond LibreOffice Calc's {MAX_COLUMNS:,} columns"
+    return None
 
 
 def _check_pdf(path: Path, head: bytes) -> None:
@@ -156,7 +186,8 @@ def _check_pdf(path: Path, head: bytes) -> None:
 
 
 def _check_text(path: Path, kind: str, size: int) -> None:
-    """Size cap, no NUL bytes, UTF-8 (csv may be latin-1, which decodes any byte)."""
+    """Size cap, no NUL bytes, UTF-8 (csv may be latin-1, which decodes any byte, but its lines must
+    fit in Calc's rows)."""
     if size > MAX_TEXT:
         raise ContentError(path, f"{size >> 20} MiB is over the {MAX_TEXT >> 20} MiB cap for {kind}")
     data = path.read_bytes()
@@ -164,6 +195,10 @@ def _check_text(path: Path, kind: str, size: int) -> None:
         raise ContentError(path, f"not a valid {kind}: contains NUL bytes (binary, not text)")
     if kind != "csv":
         data.decode("utf-8")
+        return
+    lines = max(data.count(b"\n"), data.count(b"\r")) + (not data.endswith((b"\n", b"\r")))
+    if beyond := _beyond_calc(lines, 1):
+        raise ContentError(path, f"{beyond} (a row per line)")
 
 
 def _load_in_child(path: Path, kind: str, timeout_s: float, memory_mb: int) -> None:
@@ -188,6 +223,8 @@ def _load_in_child(path: Path, kind: str, timeout_s: float, memory_mb: int) -> N
         raise ContentError(path, f"loader failed (exit status {proc.returncode}, {memory_mb} MiB memory limit)"
                                  + (f": {stderr[-1][:400]}" if stderr else ""))
     detail = proc.stdout.strip().splitlines()[-1]
+    if proc.returncode == REFUSED:
+        raise ContentError(path, detail)
     if proc.returncode == OUT_OF_MEMORY:
         raise ContentError(path, f"needs more than {memory_mb} MiB to open ({detail})")
     raise ContentError(path, f"not a valid {kind}: {detail}")
@@ -218,11 +255,28 @@ def _load(path: Path, kind: str) -> None:
             if mimetype != ODF_MIMETYPES[kind]:
                 raise ValueError(f"mimetype is {mimetype!r}, expected {ODF_MIMETYPES[kind]!r}")
             with zf.open("content.xml") as f:
-                parse(f, forbid_dtd=True)
+                tables = parse(f, forbid_dtd=True).iter(f"{ODF_TABLE}table") if kind == "ods" else ()
+            for table in tables:
+                if beyond := _beyond_calc(*_ods_extent(table)):
+                    raise ContentError(path, f"{beyond} (table {table.get(f'{ODF_TABLE}name')!r})")
+
+
+def _ods_extent(table) -> tuple[int, int]:
+    """The last row and column of an ods table that hold content, counting repeated rows and cells
+    (empty ones, which Calc loads, are often repeated up to or past the sheet's end)."""
+    last_row = last_column = row = 0
+    for element in table.iter(f"{ODF_TABLE}table-row"):
+        repeat, column = int(element.get(f"{ODF_TABLE}number-rows-repeated", 1)), 0
+        for cell in element:
+            column += int(cell.get(f"{ODF_TABLE}number-columns-repeated", 1))
+            if len(cell) or cell.get(ODF_VALUE_TYPE):
+                last_row, last_column = row + repeat, max(last_column, column)
+        row += repeat
+    return last_row, last_column
 
 
 def main(argv: list[str]) -> int:
-    """`python -m cua.content.check FILE MEMORY_MB`: load FILE under RLIMIT_AS; on failure print one line, exit 1 or 3."""
+    """`python -m cua.content.check FILE MEMORY_MB`: load FILE under RLIMIT_AS; on failure print one line, exit 1, 3 or 4."""
     path, memory_mb = Path(argv[0]), int(argv[1])
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = memory_mb << 20 if hard == resource.RLIM_INFINITY else min(memory_mb << 20, hard)
@@ -230,6 +284,9 @@ def main(argv: list[str]) -> int:
     warnings.simplefilter("ignore")
     try:
         _load(path, content_kind(path))
+    except ContentError as e:
+        print(e.reason, flush=True)
+        return REFUSED
     except BaseException as e:
         print(_describe(e), flush=True)
         return OUT_OF_MEMORY if _out_of_memory(e) else 1

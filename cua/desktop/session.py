@@ -16,14 +16,16 @@ from PIL import Image
 
 from cua.actions import Action, validate
 from cua.content.check import check_content, content_kind
-from cua.desktop import apps, procs
+from cua.desktop import apps, atspi, procs
 from cua.desktop.api import ExecuteReport, Health, ResetReport, WindowInfo
 from cua.desktop.inputs import InputDriver
 from cua.desktop.settle import wait_settled
 from cua.desktop.waiting import WaitTimeout, wait_until
-from cua.desktop.x11 import XStack
+from cua.desktop.x11 import Window, XStack
 from cua.envspec import APP_CONTENT, EnvSpec
 from cua.records import ActionResult, SettleReport
+
+DIALOG_GRACE_S = 2.0  # how long an app may show a modal dialog instead of its window
 
 
 class AppNotReady(RuntimeError):
@@ -205,26 +207,41 @@ class Session:
         self.opened.update({str(f.relative_to(self.home)): app for f in files})
 
     def _wait_window(self, app: str, files: list[Path]) -> None:
-        """Block until `app` maps a window (one per document for office apps)."""
+        """Block until `app` maps a window (one per document for office apps); fail early when a
+        modal dialog (an error message, a prompt) stands instead for `DIALOG_GRACE_S`."""
         spec = self._require_spec()
         wm_class = apps.WINDOW_CLASS[app]
         wanted = [f.name for f in files] if app in apps.OFFICE_APPS else []
+        what = ", ".join(wanted) or app
+        dialog_since = math.inf
 
         def shown() -> bool:
+            nonlocal dialog_since
             windows = self.x.windows()
             ours = [w for w in windows if wm_class in w.wm_class.lower()]
             loading = app == "browser" and files and all(
                 w.title.startswith(apps.BROWSER_BLANK_TITLES) for w in ours)
-            return bool(ours) and not loading and all(any(n in w.title for w in windows)
-                                                      for n in wanted)
+            if ours and not loading and all(any(n in w.title for w in windows) for n in wanted):
+                return True
+            now, dialogs = time.monotonic(), self.x.windows(modal=True)
+            dialog_since = min(dialog_since, now) if dialogs else math.inf
+            if now - dialog_since >= DIALOG_GRACE_S:
+                raise self._stopped_at(dialogs, f"{what}: {app} shows a dialog instead of its window")
+            return False
 
         try:
             wait_until(shown, spec.ready_timeout_s, what=f"{app}'s window")
         except WaitTimeout:
             titles = "; ".join(w.title for w in self.x.windows()) or "none"
-            what = ", ".join(wanted) or app
             raise AppNotReady(f"{what}: {app} showed no window within "
                               f"{spec.ready_timeout_s:.0f} s (windows: {titles})") from None
+
+    def _stopped_at(self, dialogs: list[Window], message: str) -> AppNotReady:
+        """`message` with the dialogs' titles and what they say (read through AT-SPI), or where
+        that cannot be read, their windows' titles and classes."""
+        said = [f"{title!r}: {text}" for title, text in atspi.dialog_texts(self.env)] or [
+            f"{w.title!r} ({w.wm_class} window; its text could not be read)" for w in dialogs]
+        return AppNotReady(f"{message}: {'; '.join(said)}")
 
 
 def encode_png(frame, level: int = 1) -> bytes:

@@ -78,8 +78,9 @@ class XStack:
             procs.stop(proc, grace_s=1.0)
         self.procs = []
 
-    def windows(self) -> list[Window]:
-        """Top-level windows the window manager manages (its _NET_CLIENT_LIST)."""
+    def windows(self, modal: bool = False) -> list[Window]:
+        """Top-level windows the window manager manages (its _NET_CLIENT_LIST); only the modal
+        dialogs among them (_NET_WM_STATE_MODAL: an error message, a prompt) if `modal`."""
         self._require_xvfb()
         conn = xdisplay.Display(self.display)
         try:
@@ -93,8 +94,11 @@ class XStack:
                     name = window.get_full_property(atom("_NET_WM_NAME"), atom("UTF8_STRING"))
                     pid = window.get_full_property(atom("_NET_WM_PID"), Xatom.CARDINAL)
                     wm_class = window.get_wm_class() or ("", "")
+                    state = window.get_full_property(atom("_NET_WM_STATE"), Xatom.ATOM)
                 except XError:
                     continue  # the window went away meanwhile
+                if modal and atom("_NET_WM_STATE_MODAL") not in (state.value if state else ()):
+                    continue
                 title = name.value.decode(errors="replace") if name else (
                     window.get_wm_name() or "")
                 result.append(Window(f"0x{wid:08x}", int(pid.value[0]) if pid else 0,
