@@ -11,9 +11,14 @@ $(STAMP): pyproject.toml scripts/install-system.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,docker,train,scale]'
+	# pyautogui's python3-xlib (an old fork) shares the Xlib package with python-xlib: keep ours.
+	$(PY) -m pip install -q --force-reinstall --no-deps 'python-xlib>=0.33'
 	touch $@
 
+# OSWorld's own scorer (desktop-env and its pins) in a venv of its own, outside cua's: about
+# 2 minutes and 6.5 GB the first time (mostly the CUDA torch easyocr pulls in), then a no-op.
 install: $(STAMP)
+	$(VENV)/bin/cua eval install-scorer
 
 demo: install
 	$(VENV)/bin/cua loop --recipe recipes/demo-loop.yaml

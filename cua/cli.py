@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import NoReturn
 
@@ -383,11 +384,20 @@ def eval_cmd(
     out: Path | None = typer.Option(None, help="results folder (default: results)"),
     workers: int | None = typer.Option(None, help="desktops in parallel"),
     max_steps: int | None = typer.Option(None, help="steps per task"),
+    test_list: Path | None = typer.Option(None, help="OSWorld's test_all.json, test_small.json, "
+                                          "…: --tasks is then its examples/ folder"),
+    cache: Path | None = typer.Option(None, help="OSWorld's file cache (default "
+                                      "~/.cache/cua/osworld); one holding the files runs offline"),
+    backend: str | None = typer.Option(None, help="local (default) or docker"),
+    allow_host_commands: bool = typer.Option(False, help="local backend: run the commands "
+                                             "OSWorld tasks send on this host"),
+    dry_run: bool = typer.Option(False, help="only say, per domain, which tasks would run"),
     set_: list[str] = SET,
     as_json: bool = JSON,
 ) -> None:
     """Run an agent on task configs, score each with its evaluator, print a summary per domain.
-    Running the same command again resumes (tasks with a result.txt are kept)."""
+    OSWorld's own tasks are set up and scored by OSWorld's desktop-env, cua's task families by
+    cua. Running the same command again resumes (tasks with a result.txt are kept)."""
     if ctx.invoked_subcommand is not None:
         return
     from cua.evaluate.runner import EvalRecipe, run_eval, select_tasks
@@ -404,10 +414,17 @@ def eval_cmd(
         flags = _overrides(tasks=[str(t) for t in tasks], out=out and str(out),
                            agent_format=agent_format, workers=workers, max_steps=max_steps,
                            domains=domains.split(",") if domains else None, model__name=model,
-                           model__base_url=base_url, **bounds)
+                           model__base_url=base_url, test_list=test_list and str(test_list),
+                           cache=cache and str(cache), backend=backend,
+                           allow_host_commands=allow_host_commands or None, **bounds)
+        if dry_run and model is None and "model" not in data:
+            flags.append("model.name=scripted")  # a dry run needs no agent
         spec = validate_recipe(EvalRecipe, data, [*flags, *set_], str(recipe or "cua eval"))
+        if dry_run:
+            _print_dry_run(spec, as_json)
+            return
         chosen, unsupported = select_tasks(spec)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:
         _usage(str(exc))
     _print_unsupported(unsupported)
     if not chosen:
@@ -427,6 +444,20 @@ def eval_cmd(
     if rows[-1].errors:
         _fail(f"{rows[-1].errors} tasks errored (see their eval.json); running the same command "
               "again retries them")
+
+
+def _print_dry_run(spec, as_json: bool) -> None:
+    from cua.evaluate.runner import dry_run
+
+    report = dry_run(spec)
+    table = Table("domain", "runnable", "not", "why not (most common)", title="cua eval --dry-run")
+    for domain, row in report.items():
+        reasons = Counter(r for problems in row.not_runnable.values() for r in problems)
+        table.add_row(domain, str(row.runnable), str(len(row.not_runnable)),
+                      "; ".join(f"{reason} ({n})" for reason, n in reasons.most_common(2)))
+    total = sum(row.runnable for row in report.values())
+    table.add_row("all", str(total), str(sum(len(r.not_runnable) for r in report.values())), "")
+    _emit({d: r.model_dump() for d, r in report.items()}, table, as_json, None)
 
 
 def _print_unsupported(unsupported: dict[str, str]) -> None:
@@ -497,6 +528,30 @@ def eval_make_cmd(
     console.print(f"{len(written)} tasks in {out}")
     if not written:
         raise typer.Exit(1)
+
+
+@eval_app.command("install-scorer")
+def eval_install_scorer_cmd(
+    dir_: Path | None = typer.Option(None, "--dir", help="where the venv goes (default: "
+                                     "$CUA_OSWORLD_VENV or ~/.local/share/cua/osworld-venv)"),
+) -> None:
+    """Make the venv where OSWorld's own desktop-env scores OSWorld tasks (pinned, separate from
+    cua's; about 2 minutes and 6.5 GB the first time, a no-op once done)."""
+    from cua.evaluate.osworld import scorer_env
+
+    directory = dir_ or scorer_env.venv_dir()
+    try:
+        scorer_env.check_target(directory)
+        with err.status(f"installing the OSWorld scorer venv in {directory} (pip's output: "
+                        f"{directory / 'install.log'})…"):
+            stamp = scorer_env.install(directory)
+    except ValueError as exc:
+        _usage(str(exc))
+    except scorer_env.ScorerEnvError as exc:
+        _fail(str(exc))
+    versions = ", ".join(f"{k} {v}" for k, v in stamp["versions"].items())
+    console.print(f"OSWorld scorer venv ready in {directory}: {versions}", highlight=False,
+                  soft_wrap=True)
 
 
 @app.command("loop")

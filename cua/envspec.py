@@ -85,6 +85,7 @@ class EnvSpec(Frozen):
     settle: SettlePolicy = SettlePolicy()
     ready_timeout_s: float = Field(30.0, gt=0, le=300)
     network: bool = False  # the apps reach the network (docker; local desktops share the host's)
+    start_apps: bool = True  # False: reset leaves a bare desktop; `apps` says what opens which file
 
     def app_for(self, kind: str) -> str:
         """The first app of this env that opens content of `kind`."""

@@ -6,6 +6,7 @@ PACKAGES=(
   xvfb xauth xdotool x11-utils wmctrl openbox dbus dbus-x11 at-spi2-core
   libreoffice-calc libreoffice-impress libreoffice-writer libreoffice-gtk3
   fonts-liberation2 fonts-dejavu-core chromium xclip mousepad xterm pcmanfm
+  python3-tk  # pyautogui (OSWorld's task code) needs tkinter on a Debian python
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

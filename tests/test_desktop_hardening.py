@@ -95,7 +95,7 @@ def test_the_token_is_checked_before_the_body_is_read(local_desktop):
     for path in ("/docs", "/openapi.json", "/redoc", "/health"):
         assert raw(local_desktop).get(path).status_code == 401
     token = local_desktop.http.headers["Authorization"].removeprefix("Bearer ")
-    reply, _ = post_raw(local_desktop, "/execute", 2 * 2**20, token, send_body=False)
+    reply, _ = post_raw(local_desktop, "/actions", 2 * 2**20, token, send_body=False)
     assert reply.startswith("HTTP/1.1 413") and '"error": "size"' in reply  # not waiting for it
     with raw(local_desktop, {"Authorization": f"Bearer {token}"}) as ok:
         assert ok.get("/openapi.json").status_code == 404
@@ -113,9 +113,9 @@ def test_the_token_is_in_no_environment_command_line_or_file(ready):
 
 def test_requests_are_capped_up_front(ready):
     before = ready.screenshot_png()
-    too_many = ready.http.post("/execute", json={"actions": [{"type": "wait"}] * 100})
+    too_many = ready.http.post("/actions", json={"actions": [{"type": "wait"}] * 100})
     assert too_many.status_code == 422 and str(MAX_ACTIONS) in too_many.text
-    long_text = ready.http.post("/execute", json={"actions": [{"type": "type",
+    long_text = ready.http.post("/actions", json={"actions": [{"type": "type",
                                                                "content": "x" * 100_000}]})
     assert long_text.status_code == 422 and "10000-character limit" in long_text.text
     assert ready.screenshot_png() == before  # nothing ran
@@ -169,8 +169,10 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(method=st.sampled_from(["GET", "PUT", "POST", "DELETE"]),
-       route=st.sampled_from(["/files/", "/execute", "/open", "/launch", "/reset",
-                              "/windows/", "/screenshot", "/health", "/"]),
+       route=st.sampled_from(["/files/", "/actions", "/open", "/launch", "/reset",
+                              "/windows/", "/screenshot", "/health", "/", "/execute", "/file",
+                              "/setup/upload", "/setup/open_file", "/list_directory",
+                              "/window_size", "/setup/close_window"]),
        suffix=PATHS, body=JSON)
 def test_hostile_requests_get_no_500_and_write_nothing_outside_home(local_desktop, method,
                                                                     route, suffix, body):

@@ -175,6 +175,15 @@ def test_multi_app_env_opens_each_file_in_its_app(local_desktop, workbook, tmp_p
     assert local_desktop.health().apps == {"calc": True, "writer": True}
 
 
+def test_a_bare_env_starts_no_app_and_opens_files_in_theirs(local_desktop, workbook, tmp_path):
+    bare = load_env("osworld")
+    report = local_desktop.reset(bare)
+    assert not report.windows and local_desktop.health().ok
+    report = local_desktop.reset(bare, [workbook])
+    assert report.opened == {workbook.name: "calc"}
+    assert [w.title for w in report.windows] == [f"{workbook.name} - LibreOffice Calc"]
+
+
 def test_server_refuses_requests_without_the_token(local_desktop):
     response = httpx.get(f"{local_desktop.base_url}/screenshot")
     assert response.status_code == 401

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cua.actions import CallUser, Finished
 from cua.collect.roles import Agent, Observation, Put
@@ -17,7 +17,15 @@ from cua.desktop.ops import Op, home_path, prepare, run_ops
 from cua.envspec import EnvSpec
 from cua.formats import AgentFormat, Context, ParseError, Step
 from cua.recipes import AgentSettings
-from cua.records import ContentRef, EpisodeRecord, ModelCall, StepRecord, Task, Verdict
+from cua.records import (
+    ContentRef,
+    EpisodeRecord,
+    EvalResult,
+    ModelCall,
+    StepRecord,
+    Task,
+    Verdict,
+)
 from cua.scoring import evaluate
 
 JudgeCall = Callable[[bytes, Put], tuple[Verdict, ModelCall | None]]
@@ -27,19 +35,50 @@ class EpisodeError(RuntimeError):
     """The episode could not run to a score: a dead endpoint, a crashed app or X server."""
 
 
+class Harness(Protocol):
+    """How an episode's desktop is put into the task's initial state, and how the end state is
+    scored (a task's postconfig, then its evaluator)."""
+
+    def setup(self, desktop, env: EnvSpec) -> list[str]:
+        """Reset `desktop` with `env` into the initial state; a log line per step."""
+
+    def score(self, desktop, files: Path, last_action: str | None
+              ) -> tuple[list[str], EvalResult | None]:
+        """Postconfig then evaluation: its log and the result (None: the task has no evaluator,
+        the outcome is 'unverified'). `last_action` is the agent's final action (OSWorld: "DONE",
+        "FAIL"); files the evaluator reads are kept in `files`."""
+
+
+@dataclass
+class OpsHarness:
+    """cua's own steps (upload, open, save, …) and scorer, for tasks of cua's own families."""
+
+    setup_ops: list[Op]
+    postconfig: list[Op] = field(default_factory=list)
+    evaluator: Any = None                       # an OSWorld-schema evaluator config
+    task_dir: Path = Path(".")                  # where the evaluator's local files resolve
+
+    def setup(self, desktop, env: EnvSpec) -> list[str]:
+        return prepare(desktop, env, self.setup_ops)
+
+    def score(self, desktop, files: Path, last_action: str | None
+              ) -> tuple[list[str], EvalResult | None]:
+        log = run_ops(desktop, self.postconfig)
+        if self.evaluator is None:
+            return log, None
+        return log, evaluate(self.evaluator, lambda path: desktop.download_settled(
+            home_path(path)), self.task_dir, files)
+
+
 @dataclass
 class EpisodeSpec:
-    """What an episode runs: the task as the agent sees it, how its desktop is set up, and how
-    it is scored (`evaluator` None: the outcome is 'unverified')."""
+    """What an episode runs: the task as the agent sees it, its env, and its harness."""
 
     task: Task
     env: EnvSpec
     content: ContentRef
     group: str                                  # the goal (collection) or domain (eval) it is in
-    setup: list[Op]
-    postconfig: list[Op] = field(default_factory=list)
-    evaluator: Any = None                       # an OSWorld evaluator config
-    task_dir: Path = Path(".")                  # where the evaluator's local files resolve
+    harness: Harness
 
 
 def run_episode(desktop, spec: EpisodeSpec, agent: Agent | None, agent_format: AgentFormat,
@@ -54,7 +93,7 @@ def run_episode(desktop, spec: EpisodeSpec, agent: Agent | None, agent_format: A
                            model=agent.name if agent else "", agent_format=agent_format.name,
                            agent_format_options=settings.agent_format_options, started=started)
     try:
-        record.setup_log = prepare(desktop, spec.env, spec.setup)
+        record.setup_log = spec.harness.setup(desktop, spec.env)
         if judge is not None:
             png = desktop.screenshot_png()
             record.judge_screenshot = screens.put(png)
@@ -74,19 +113,30 @@ def run_episode(desktop, spec: EpisodeSpec, agent: Agent | None, agent_format: A
             if not health.ok:
                 down = [app for app, up in health.apps.items() if not up] or ["X server"]
                 raise EpisodeError(f"{', '.join(down)} died during the episode")
-            record.setup_log += run_ops(desktop, spec.postconfig)
-            if spec.evaluator is None:
+            log, record.evaluation = spec.harness.score(desktop, files,
+                                                         last_action(record.steps))
+            record.setup_log += log
+            if record.evaluation is None:
                 record.outcome = "unverified"
             else:
-                record.evaluation = evaluate(
-                    spec.evaluator, lambda path: desktop.download_settled(home_path(path)),
-                    spec.task_dir, files)
                 record.outcome = "success" if record.evaluation.score >= 1 else "failure"
     except Exception as exc:  # a crashed app, a dead desktop or endpoint: recorded with its reason
         record.error = f"{type(exc).__name__}: {exc}"
         record.outcome = "error"
     record.seconds = time.time() - started
     return record, screens.screens
+
+
+def last_action(steps: list[StepRecord]) -> str | None:
+    """The episode's last action as OSWorld names it: "DONE" (finished), "FAIL" (call_user), else
+    None."""
+    actions = steps[-1].actions if steps else []
+    for action in actions:
+        if isinstance(action, Finished):
+            return "DONE"
+        if isinstance(action, CallUser):
+            return "FAIL"
+    return None
 
 
 def rollout(desktop, task: Task, agent: Agent, agent_format: AgentFormat, screens: ScreenBuffer,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cua.collect.agents import RoleFactory
-from cua.collect.episode import EpisodeSpec, run_episode
+from cua.collect.episode import EpisodeSpec, OpsHarness, run_episode
 from cua.collect.expert import families
 from cua.collect.expert.base import save_ops
 from cua.collect.recipe import CollectRecipe
@@ -40,11 +40,12 @@ def episode_spec(unit: EpisodeUnit) -> EpisodeSpec:
     family's evaluator as in `cua eval` (a model's own proposals have none: unverified)."""
     name, task = unit.goal.content.name, unit.task
     family = families().get(task.family or "")
+    harness = OpsHarness(
+        [Upload(Path(unit.goal.path), name), OpenFile(name)],
+        postconfig=save_ops(name) if family else [],
+        evaluator=family.evaluator(task, f"/home/user/{name}") if family else None)
     return EpisodeSpec(task=task, env=unit.goal.env, content=unit.goal.content,
-                       group=unit.goal.id, setup=[Upload(Path(unit.goal.path), name),
-                                                  OpenFile(name)],
-                       postconfig=save_ops(name) if family else [],
-                       evaluator=family.evaluator(task, f"/home/user/{name}") if family else None)
+                       group=unit.goal.id, harness=harness)
 
 
 # -- the work of one desktop ---------------------------------------------------------------------

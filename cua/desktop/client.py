@@ -14,7 +14,6 @@ from cua.desktop.api import ExecuteReport, Health, ResetReport, WindowInfo
 from cua.desktop.waiting import WaitTimeout, wait_until
 from cua.envspec import EnvSpec
 
-
 UNIX = "unix:"  # a control server on a unix socket: "unix:/path/to/socket"
 
 
@@ -84,7 +83,7 @@ class Desktop:
 
     def execute(self, actions: list[Action], settle: bool = True) -> ExecuteReport:
         body = {"actions": [a.model_dump(mode="json") for a in actions], "settle": settle}
-        return ExecuteReport.model_validate(self._call("POST", "/execute", json=body))
+        return ExecuteReport.model_validate(self._call("POST", "/actions", json=body))
 
     def windows(self) -> list[WindowInfo]:
         return [WindowInfo.model_validate(w) for w in self._call("GET", "/windows")]

@@ -21,10 +21,14 @@ from cua.desktop.waiting import WaitTimeout, wait_until
 class LocalBackend:
     name = "local"
 
-    def __init__(self, start_timeout_s: float = 30.0, owned: bool = True):
+    def __init__(self, start_timeout_s: float = 30.0, owned: bool = True,
+                 allow_commands: bool = False):
         """`owned` desktops shut down when this process dies; `cua desktop up` starts
-        unowned ones, which live until `cua desktop down`."""
+        unowned ones, which live until `cua desktop down`. `allow_commands`: the code OSWorld's
+        protocol sends (/execute, /setup/launch, …) runs on this host as the desktop's processes;
+        without it those endpoints refuse."""
         self.start_timeout_s, self.owned = start_timeout_s, owned
+        self.allow_commands = allow_commands
 
     def start(self, network: bool = False) -> Desktop:
         """A new desktop; its apps share this host's network whatever `network` says."""
@@ -38,7 +42,8 @@ class LocalBackend:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "cua.desktop.server", "--root", str(root),
                  "--id", desktop_id, "--ready-file", str(ready), "--token-file", str(token_file),
-                 *(["--parent-pid", str(os.getpid())] if self.owned else [])],
+                 *(["--parent-pid", str(os.getpid())] if self.owned else []),
+                 *(["--allow-commands"] if self.allow_commands else [])],
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         with suppress(WaitTimeout):

@@ -74,14 +74,15 @@ def backend(name: str, **options) -> Backend:
     return getattr(importlib.import_module(module), cls)(**options)
 
 
-def desktop_for(env: EnvSpec, current: Desktop | None, backend_name: str) -> Desktop:
+def desktop_for(env: EnvSpec, current: Desktop | None, backend_name: str,
+                **options) -> Desktop:
     """`current` if it was started for `env`'s network needs, else a new desktop on `backend_name`
-    (`current` is closed first)."""
+    made with `options` (`current` is closed first)."""
     if current is not None and current.network == env.network:
         return current
     if current is not None:
         current.close()
-    return backend(backend_name).start(network=env.network)
+    return backend(backend_name, **options).start(network=env.network)
 
 
 def request_shutdown(record: DesktopRecord) -> None:

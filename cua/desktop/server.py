@@ -1,9 +1,11 @@
 """The control server that runs inside every desktop (a local subprocess or a container).
 
-Structured actions only, never code. Every request carries the desktop's bearer token, checked
-before its body is read; bodies are capped (JSON and uploads, a 413 past the limit); one request
-acts at a time, waiting at most `BUSY_WAIT_S` for the desktop and starting no action after its
-time budget (`Limits.execute_s`), while `health` always answers."""
+cua's own API takes structured actions only, never code; OSWorld's VM server protocol
+(`cua.desktop.osworld`) runs task code only where the server was started with --allow-commands.
+Every request carries the desktop's bearer token, checked before its body is read; bodies are
+capped (JSON and uploads, a 413 past the limit); one request acts at a time, waiting at most
+`BUSY_WAIT_S` for the desktop and starting no action after its time budget (`Limits.execute_s`),
+while `health` always answers."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from fastapi.responses import JSONResponse, Response
 
 from cua.actions import ActionError
 from cua.content.check import ContentError
+from cua.desktop import osworld
 from cua.desktop.api import (
     ExecuteReport,
     ExecuteRequest,
@@ -58,6 +61,7 @@ class TooLarge(ValueError):
 ERRORS: dict[type[Exception], tuple[int, str]] = {
     ActionError: (422, "action"), ContentError: (422, "content"), AppNotReady: (504, "app"),
     XServerDown: (503, "x_server"), Busy: (503, "busy"), TooLarge: (413, "size"),
+    osworld.CommandsDisabled: (403, "commands"),
     PermissionError: (403, "file"), FileNotFoundError: (404, "file"), OSError: (409, "file"),
     ValueError: (422, "env"), RuntimeError: (409, "state"), Exception: (500, "internal"),
 }
@@ -65,13 +69,15 @@ ERRORS: dict[type[Exception], tuple[int, str]] = {
 
 @dataclass(frozen=True)
 class Limits:
-    json_bytes: int = 1 << 20      # a reset or execute request
+    json_bytes: int = 1 << 20      # a reset or actions request
     upload_bytes: int = 512 << 20  # one file into the home
-    execute_s: float = 60.0        # no action of an execute request starts after this
+    execute_s: float = 60.0        # no action of an actions request starts after this
 
 
-def create_app(session: Session, token: str, limits: Limits = Limits()) -> Guard:
-    """The HTTP API over one Session, behind the token and body-size guard."""
+def create_app(session: Session, token: str, limits: Limits = Limits(),
+               allow_commands: bool = False) -> Guard:
+    """The HTTP API over one Session (cua's and OSWorld's endpoints), behind the token and
+    body-size guard; OSWorld's code-running endpoints only if `allow_commands`."""
     lock = threading.Lock()
 
     @contextmanager
@@ -101,7 +107,7 @@ def create_app(session: Session, token: str, limits: Limits = Limits()) -> Guard
         with exclusive():
             return Response(session.screenshot(), media_type="image/png")
 
-    @app.post("/execute")
+    @app.post("/actions")
     def execute(body: ExecuteRequest) -> ExecuteReport:
         with exclusive():
             return session.execute(body.actions, body.settle, limits.execute_s)
@@ -130,10 +136,8 @@ def create_app(session: Session, token: str, limits: Limits = Limits()) -> Guard
     async def upload(path: str, request: Request) -> dict:
         upload, size = session.upload(path), 0
         try:
-            async for chunk in request.stream():
+            async for chunk in request.stream():  # the guard stops it past the upload limit
                 size += len(chunk)
-                if size > limits.upload_bytes:
-                    raise TooLarge(f"upload over the {limits.upload_bytes} byte limit")
                 upload.write(chunk)
         except BaseException:
             upload.abort()
@@ -155,12 +159,14 @@ def create_app(session: Session, token: str, limits: Limits = Limits()) -> Guard
         threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGTERM)).start()
         return {"ok": True}
 
+    app.include_router(osworld.router(session, exclusive, allow_commands))
     return Guard(app, token, limits)
 
 
 class Guard:
     """ASGI wrapper: the token before anything else, then the body limits (a JSON body is read
-    here, at most `limits.json_bytes`; uploads are counted by their handler)."""
+    here, at most `limits.json_bytes`; an upload, a PUT or OSWorld's multipart one, streams to its
+    handler, which meets TooLarge past `limits.upload_bytes`)."""
 
     def __init__(self, app: FastAPI, token: str, limits: Limits):
         self.app, self.limits = app, limits
@@ -172,13 +178,13 @@ class Guard:
         headers = dict(scope["headers"])
         if not hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
             return await _reply(send, 401, "auth", "bad or missing desktop token")
-        upload = scope["method"] == "PUT"
+        upload = scope["method"] == "PUT" or scope["path"] == osworld.UPLOAD_ROUTE
         limit = self.limits.upload_bytes if upload else self.limits.json_bytes
         declared = headers.get(b"content-length", b"0")
         if not declared.isdigit() or int(declared) > limit:
             return await _reply(send, 413, "size", f"request body over the {limit} byte limit")
         if upload:
-            return await self.app(scope, receive, send)
+            return await self.app(scope, _capped(receive, limit), send)
         body, more = b"", True
         while more:
             message = await receive()
@@ -190,10 +196,26 @@ class Guard:
                 return await _reply(send, 413, "size", f"request body over the {limit} byte "
                                     "limit")
 
-        async def replay():
-            return {"type": "http.request", "body": body, "more_body": False}
+        pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def replay():  # the body once, then what the client does (a disconnect)
+            return pending.pop() if pending else await receive()
 
         return await self.app(scope, replay, send)
+
+
+def _capped(receive, limit: int):
+    """`receive` that raises TooLarge once the body passes `limit` bytes (whatever was declared)."""
+    seen = 0
+
+    async def counted():
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise TooLarge(f"upload over the {limit} byte limit")
+        return message
+    return counted
 
 
 async def _reply(send, status: int, kind: str, detail: str) -> None:
@@ -268,9 +290,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-upload-mb", type=int,
                         default=int(os.environ.get("CUA_MAX_UPLOAD_MB", Limits.upload_bytes >> 20)),
                         help="largest file a client may upload (env CUA_MAX_UPLOAD_MB)")
+    parser.add_argument("--allow-commands", action="store_true",
+                        help="run the code OSWorld's protocol sends (/execute, /setup/launch, "
+                        "/run_python, …) as the desktop's user: for a container, or a host whose "
+                        "user accepts task commands")
     parser.add_argument("--max-execute-s", type=float,
                         default=float(os.environ.get("CUA_MAX_EXECUTE_S", Limits.execute_s)),
-                        help="an execute request starts no action after this many seconds "
+                        help="an actions request starts no action after this many seconds "
                         "(env CUA_MAX_EXECUTE_S)")
     args = parser.parse_args(argv)
     try:
@@ -291,8 +317,8 @@ def main(argv: list[str] | None = None) -> None:
         partial.write_text(json.dumps({**where, "pid": os.getpid()}))
         partial.replace(args.ready_file)
     limits = Limits(upload_bytes=args.max_upload_mb << 20, execute_s=args.max_execute_s)
-    config = uvicorn.Config(create_app(session, token, limits), log_level="warning",
-                            access_log=False)
+    config = uvicorn.Config(create_app(session, token, limits, args.allow_commands),
+                            log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     if args.parent_pid:
         threading.Thread(target=_exit_with_parent, args=(args.parent_pid, server),

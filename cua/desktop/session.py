@@ -38,7 +38,7 @@ class Session:
     def __init__(self, root: Path, desktop_id: str, display: str | None = None):
         self.root, self.id, self.requested_display = root, desktop_id, display
         self.home, self.run_dir, self.profile = root / "home", root / "run", root / "lo-profile"
-        for d in (self.home, self.run_dir, root / "tmp"):
+        for d in (self.home / "Desktop", self.run_dir, root / "tmp"):  # a home as OSWorld's
             d.mkdir(parents=True, exist_ok=True)
         self.run_dir.chmod(0o700)
         self.env = {
@@ -75,7 +75,8 @@ class Session:
         self.opened = {}
         for app_spec in spec.apps:
             mine = [Path(p) for p, app in plan.items() if app == app_spec.app]
-            self._start_app(app_spec.app, mine)
+            if mine or spec.start_apps:
+                self._start_app(app_spec.app, mine)
         settle = self._settle(timeout_s=spec.ready_timeout_s)
         return ResetReport(display=self.x.display, x_restarted=x_restart, windows=self.windows(),
                            opened=self.opened, seconds=time.monotonic() - start, settle=settle)
@@ -154,7 +155,7 @@ class Session:
         x_ok = self.x.alive()
         live = [w for w in self.x.windows() if procs.alive(w.pid)] if x_ok else []
         app_ok = {a.app: any(apps.WINDOW_CLASS[a.app] in w.wm_class.lower() for w in live)
-                  for a in (self.spec.apps if self.spec else ())}
+                  for a in (self.spec.apps if self.spec and self.spec.start_apps else ())}
         return Health(ok=x_ok and all(app_ok.values()) and self.spec is not None, x_server=x_ok,
                       apps=app_ok, display=self.x.display,
                       env=self.spec.name if self.spec else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +82,7 @@ class XStack:
     def windows(self, modal: bool = False) -> list[Window]:
         """Top-level windows the window manager manages (its _NET_CLIENT_LIST); only the modal
         dialogs among them (_NET_WM_STATE_MODAL: an error message, a prompt) if `modal`."""
-        self._require_xvfb()
-        conn = xdisplay.Display(self.display)
-        try:
+        with self._connection() as conn:
             atom = conn.intern_atom
             root = conn.screen().root
             clients = root.get_full_property(atom("_NET_CLIENT_LIST"), Xatom.WINDOW)
@@ -104,11 +103,27 @@ class XStack:
                 result.append(Window(f"0x{wid:08x}", int(pid.value[0]) if pid else 0,
                                      ".".join(wm_class), title))
             return result
-        finally:
-            conn.close()
 
     def activate(self, window_id: str) -> None:
         self._run(["wmctrl", "-i", "-a", window_id])
+
+    def close(self, window_id: str) -> None:
+        """Ask the window's app to close it (as its close button would)."""
+        self._run(["wmctrl", "-i", "-c", window_id])
+
+    def size(self, window_id: str | None = None) -> tuple[int, int]:
+        """Width and height of a window, or of the screen."""
+        with self._connection() as conn:
+            if window_id is None:
+                return conn.screen().width_in_pixels, conn.screen().height_in_pixels
+            geometry = conn.create_resource_object("window", int(window_id, 16)).get_geometry()
+            return geometry.width, geometry.height
+
+    def pointer(self) -> tuple[int, int]:
+        """Where the mouse pointer is on the screen."""
+        with self._connection() as conn:
+            where = conn.screen().root.query_pointer()
+            return where.root_x, where.root_y
 
     def frame(self) -> np.ndarray:
         """The whole screen as an H×W×4 BGRA array (no encoding)."""
@@ -122,6 +137,16 @@ class XStack:
             self._local = threading.local()
             raise XServerDown(f"cannot capture the screen of {self.display}: {exc}") from None
         return np.frombuffer(shot.raw, dtype=np.uint8).reshape(shot.height, shot.width, 4)
+
+    @contextmanager
+    def _connection(self):
+        """A connection to the desktop's X server, for one query."""
+        self._require_xvfb()
+        conn = xdisplay.Display(self.display)
+        try:
+            yield conn
+        finally:
+            conn.close()
 
     def _require_xvfb(self) -> None:
         if not self.procs or self.procs[0].poll() is not None:

@@ -26,17 +26,25 @@ from rich.console import Console
 
 from cua.actions import to_call
 from cua.collect.agents import RoleFactory
-from cua.collect.episode import EpisodeSpec, run_episode
+from cua.collect.episode import EpisodeSpec, OpsHarness, run_episode
 from cua.collect.pool import run_pool
 from cua.collect.progress import EpisodeProgress
 from cua.collect.store import RunStore, package_versions, write_atomic
 from cua.desktop import registry
 from cua.desktop.ops import Op, Upload
+from cua.evaluate.osworld import harness as osworld_harness
+from cua.evaluate.osworld import scorer_env
+from cua.evaluate.osworld.listing import listed_task_files
+from cua.evaluate.osworld.scorer import Scorer
+from cua.evaluate.osworld.support import Runnable
+from cua.evaluate.osworld.support import task_problems as osworld_problems
 from cua.evaluate.setup import env_for
-from cua.evaluate.taskconfig import TaskConfig, load_tasks
+from cua.evaluate.taskconfig import TaskConfig, load_tasks, task_problems
 from cua.formats import get_format
 from cua.recipes import AgentSettings
 from cua.records import ContentRef, EpisodeRecord, RunManifest, Task
+
+OSWORLD_CACHE = Path("~/.cache/cua/osworld")
 
 
 class EvalRecipe(AgentSettings):
@@ -50,16 +58,65 @@ class EvalRecipe(AgentSettings):
     observation: Literal["screenshot"] = "screenshot"
     workers: int = Field(1, ge=1)
     backend: str = "local"
+    test_list: Path | None = None                  # OSWorld's test_all.json etc.: `tasks` is examples/
+    cache: Path = OSWORLD_CACHE                    # OSWorld's downloads, fetched once
+    allow_host_commands: bool = False              # local backend: run OSWorld's task commands here
+
+    def commands(self) -> bool:
+        """Whether desktops run the commands OSWorld's steps send (a container is a sandbox)."""
+        return self.backend == "docker" or self.allow_host_commands
 
     def results_root(self) -> Path:
         model = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model.name.strip("/"))
         return self.out.expanduser() / self.agent_format / self.observation / model
 
 
+CUA_METRICS = ("check_slides", "check_paragraphs")  # cua's own: OSWorld has no such metrics
+
+
+def is_osworld(task: TaskConfig) -> bool:
+    """A task of OSWorld's own, with none of cua's extensions (a reference solution, shipped gold
+    files, cua's own metrics): desktop-env sets it up and scores it. cua's tasks keep cua's steps
+    and metrics."""
+    return (task.solution is None and not task.gold
+            and not any(call.func in CUA_METRICS for call in task.evaluator.calls()))
+
+
+def problems(task: TaskConfig, recipe: EvalRecipe) -> list[str]:
+    """Why `task` cannot run with `recipe` (empty: it can)."""
+    if not is_osworld(task):
+        return task_problems(task)
+    if not scorer_env.installed():
+        return ["OSWorld's scorer is not installed: run `cua eval install-scorer`"]
+    return osworld_problems(task, recipe.commands())
+
+
+def _task_paths(recipe: EvalRecipe) -> list[Path]:
+    return (listed_task_files(recipe.tasks[0], recipe.test_list) if recipe.test_list
+            else recipe.tasks)
+
+
+def dry_run(recipe: EvalRecipe) -> dict[str, Runnable]:
+    """Per domain of the recipe's tasks: how many run, and why each other one does not."""
+    tasks, unreadable = load_tasks(_task_paths(recipe), recipe.domains, lambda task: [])
+    report: dict[str, Runnable] = {}
+    for task in tasks:
+        domain = report.setdefault(task.domain, Runnable(not_runnable={}))
+        reasons = problems(task, recipe)
+        if reasons:
+            domain.not_runnable[task.id] = reasons
+        else:
+            domain.runnable += 1
+    if unreadable:
+        report["(unreadable)"] = Runnable(not_runnable={k: [v] for k, v in unreadable.items()})
+    return report
+
+
 def select_tasks(recipe: EvalRecipe) -> tuple[list[TaskConfig], dict[str, str]]:
-    """The supported tasks of the recipe's domains, and the others of those domains with the
-    reason."""
-    tasks, unsupported = load_tasks(recipe.tasks, recipe.domains)
+    """The supported tasks of the recipe's domains (of its test list, if any), and the others of
+    those domains with the reason."""
+    tasks, unsupported = load_tasks(_task_paths(recipe), recipe.domains,
+                                    lambda task: problems(task, recipe))
     if recipe.model.scripted:
         for task in [t for t in tasks if t.solution is None]:
             unsupported[task.id] = "the scripted expert needs a reference solution (no 'solution')"
@@ -88,16 +145,28 @@ def content_ref(setup: list[Op]) -> ContentRef:
                       sha256=hashlib.sha256(upload.source.read_bytes()).hexdigest())
 
 
-def episode_spec(task: TaskConfig) -> EpisodeSpec:
-    """The episode of an OSWorld task: its setup, postconfig and evaluator."""
+def episode_spec(task: TaskConfig, scorer: Scorer | None = None,
+                 cache: Path = OSWORLD_CACHE) -> EpisodeSpec:
+    """The episode of a task: OSWorld's own set up and scored by desktop-env through `scorer`,
+    cua's families with their setup, postconfig and evaluator."""
+    if is_osworld(task):
+        if scorer is None:
+            raise ValueError(f"{task.id} is an OSWorld task: its episode needs a Scorer")
+        content = osworld_harness.content_ref(task)
+        agent_task = Task(id=task.id, instruction=task.instruction,
+                          app=osworld_harness.task_app(task), content=content.name)
+        return EpisodeSpec(task=agent_task, env=osworld_harness.task_env(), content=content,
+                           group=task.domain, harness=osworld_harness.OSWorldHarness(
+                               task, scorer, cache.expanduser()))
     setup, solution = task.setup_ops(), task.solution  # planned once for the env and content
     env, content = env_for(task.related_apps, setup), content_ref(setup)
     agent_task = Task(id=task.id, instruction=task.instruction, app=env.apps[0].app,
                       content=content.name, family=solution.family if solution else None,
                       params=solution.params if solution else {})
+    harness = OpsHarness(setup, postconfig=task.postconfig_ops(), evaluator=task.evaluator,
+                         task_dir=task.task_dir)
     return EpisodeSpec(task=agent_task, env=env, content=content, group=task.domain,
-                       setup=setup, postconfig=task.postconfig_ops(),
-                       evaluator=task.evaluator, task_dir=task.task_dir)
+                       harness=harness)
 
 
 class EvalWorker:
@@ -108,22 +177,32 @@ class EvalWorker:
         self.format = get_format(recipe.agent_format, **recipe.agent_format_options)
         self.agent = roles.agent(recipe.model, self.format)
         self.desktop = None
+        self.scorer: Scorer | None = None  # OSWorld's scorer, started for the first OSWorld task
 
     def close(self) -> None:
         if self.desktop is not None:
             self.desktop.close()
             self.desktop = None
+        if self.scorer is not None:
+            self.scorer.close()
+            self.scorer = None
 
     def attempt(self, task: TaskConfig, files: Path, act: bool = True) -> Attempt:
         """Set up, let the agent act (unless `act` is False: the initial state), save, score.
         Files the evaluator reads are kept in `files`."""
-        spec = episode_spec(task)
-        self.desktop = registry.desktop_for(spec.env, self.desktop, self.recipe.backend)
+        if is_osworld(task) and self.scorer is None:
+            self.scorer = Scorer()
+        spec = episode_spec(task, self.scorer, self.recipe.cache)
+        options = {"allow_commands": True} if (self.recipe.backend == "local"
+                                               and self.recipe.allow_host_commands) else {}
+        self.desktop = registry.desktop_for(spec.env, self.desktop, self.recipe.backend,
+                                            **options)
         record, screens = run_episode(self.desktop, spec,
                                       self.agent if act else None, self.format, self.recipe,
                                       files)
-        if record.outcome == "error":
-            self.close()  # a fresh desktop for the next task
+        if record.outcome == "error" and self.desktop is not None:
+            self.desktop.close()  # a fresh desktop for the next task
+            self.desktop = None
         return Attempt(task, record, screens)
 
 
@@ -217,11 +296,15 @@ def open_results(recipe: EvalRecipe, tasks: list[TaskConfig]) -> RunStore:
     """The results folder of this agent, created on the first run and reused to resume."""
     store = RunStore(recipe.results_root())
     if not (store.root / "manifest.json").exists():
-        envs = {}
+        envs, contents = {}, {}
         for task in tasks:
-            env = task.env()
+            if is_osworld(task):
+                env, ref = osworld_harness.task_env(), osworld_harness.content_ref(task)
+            else:
+                env, ref = task.env(), content_ref(task.setup_ops())
             envs[env.name] = env
-        contents = {ref.sha256: ref for ref in (content_ref(t.setup_ops()) for t in tasks) if ref.sha256}
+            if ref.sha256:
+                contents[ref.sha256] = ref
         store.create(RunManifest(run_id=f"{recipe.name}-{store.root.name}", created=time.time(),
                                  recipe=recipe.model_dump(mode="json"),
                                  versions=package_versions(), envs=envs,

@@ -10,7 +10,7 @@ the reasons, so a folder of real OSWorld files loads as is.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -187,10 +187,11 @@ def task_problems(task: TaskConfig) -> list[str]:
     return problems
 
 
-def load_tasks(paths: str | Path | Iterable[str | Path],
-               domains: Iterable[str] = ()) -> tuple[list[TaskConfig], dict[str, str]]:
+def load_tasks(paths: str | Path | Iterable[str | Path], domains: Iterable[str] = (),
+               problems: Callable[[TaskConfig], list[str]] = task_problems,
+               ) -> tuple[list[TaskConfig], dict[str, str]]:
     """Load task files (folders are searched for *.json recursively), only those of `domains`
-    (the task file's folder name) when given.
+    (the task file's folder name) when given; `problems` says why a task cannot run.
 
     Returns the supported tasks in path order and the rest as {task id, or the file path when the
     file has no usable id: reason}. Malformed or invalid files are listed, never raised.
@@ -224,11 +225,11 @@ def load_tasks(paths: str | Path | Iterable[str | Path],
             continue
         task._task_file = file
         try:
-            problems = task_problems(task)
+            reasons = problems(task)
         except Exception as e:  # a config of a shape no check foresaw
-            problems = [f"could not be checked: {type(e).__name__}: {e}"]
-        if problems:
-            unsupported[key] = "; ".join(problems)
+            reasons = [f"could not be checked: {type(e).__name__}: {e}"]
+        if reasons:
+            unsupported[key] = "; ".join(reasons)
         else:
             tasks.append(task)
     return tasks, unsupported

@@ -1,0 +1,91 @@
+"""Which OSWorld tasks a cua desktop can run, and for each one it cannot, why: the apps a task
+names, its setup and postconfig steps and its getters, checked against what cua desktops have."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from pydantic import BaseModel
+
+from cua.evaluate.taskconfig import TaskConfig
+
+ACCOUNT = "needs a Google account and its credentials, which no user of this run has"
+CDP = "needs Chrome over the DevTools protocol, not wired to cua desktops yet"
+# OSWorld's related_apps names of apps cua desktops do not have, with the reason.
+MISSING_APPS = {
+    "gimp": "GIMP", "image": "GIMP", "vscode": "VS Code", "vs_code": "VS Code",
+    "thunderbird": "Thunderbird", "vlc": "VLC", "ubuntu_media_player": "VLC", "picard": "Picard",
+}
+CHROME_APPS = {"chrome", "browser"}
+# Programs setup steps start that are not in cua desktops (`google-chrome` is CDP's case).
+MISSING_PROGRAMS = {"code": "VS Code", "gimp": "GIMP", "thunderbird": "Thunderbird",
+                    "/usr/bin/thunderbird": "Thunderbird", "vlc": "VLC", "nautilus": "Nautilus"}
+COMMAND_STEPS = {"execute", "command", "launch", "execute_with_verification"}
+UNSUPPORTED_STEPS = {"googledrive": ACCOUNT, "login": ACCOUNT, "chrome_open_tabs": CDP,
+                     "chrome_close_tabs": CDP, "update_browse_history": CDP}
+UNSUPPORTED_GETTERS = {
+    "googledrive_file": ACCOUNT,
+    **dict.fromkeys(["open_tabs_info", "active_tab_info", "active_tab_html_parse", "page_info",
+                     "number_of_search_results", "pdf_from_url", "info_from_website",
+                     "gotoRecreationPage_and_get_html_content", "bookmarks", "cookie_data",
+                     "history", "profile_name", "default_search_engine", "chrome_language",
+                     "chrome_font_size", "enable_do_not_track", "enable_safe_browsing",
+                     "enable_enhanced_safety_browsing", "new_startup_page",
+                     "data_delete_automacally", "find_unpacked_extension_path",
+                     "find_installed_extension_name", "enabled_experiments",
+                     "chrome_appearance_mode_ui", "shortcuts_on_desktop"], CDP),
+    **dict.fromkeys(["vlc_config", "vlc_playing_info", "default_video_player"], "needs VLC"),
+    "gimp_config_file": "needs GIMP", "vscode_config": "needs VS Code",
+}
+
+
+class Runnable(BaseModel):
+    """A dry run's answer for one domain: how many tasks run and why each other one does not."""
+
+    runnable: int = 0
+    not_runnable: dict[str, list[str]] = {}
+
+
+def task_problems(task: TaskConfig, commands: bool) -> list[str]:
+    """Why `task` cannot run on a cua desktop (empty: it can). `commands`: whether the desktop
+    runs the shell and Python commands OSWorld's steps send (docker, or the local backend with
+    host commands allowed)."""
+    problems = []
+    for app in task.related_apps:
+        name = app.lower()
+        if name in MISSING_APPS:
+            problems.append(f"app {app}: {MISSING_APPS[name]} is not in cua desktops")
+        elif name in CHROME_APPS:
+            problems.append(f"app {app}: {CDP}")
+    for where, steps in (("config", task.config), ("postconfig", task.evaluator.postconfig)):
+        for step in steps:
+            problem = _step_problem(step.type, step.parameters, commands)
+            if problem:
+                problems.append(f"{where} {step.type}: {problem}")
+    for call in task.evaluator.calls():
+        for getter in (call.result, call.expected):
+            if getter is not None and getter.type in UNSUPPORTED_GETTERS:
+                problems.append(f"getter {getter.type}: {UNSUPPORTED_GETTERS[getter.type]}")
+    return list(dict.fromkeys(problems))
+
+
+def _step_problem(kind: str, parameters: dict[str, Any], commands: bool) -> str | None:
+    if kind in UNSUPPORTED_STEPS:
+        return UNSUPPORTED_STEPS[kind]
+    if kind not in COMMAND_STEPS:
+        return None
+    command = parameters.get("command", "")
+    try:
+        words = shlex.split(command) if isinstance(command, str) else [str(w) for w in command]
+    except ValueError:  # unbalanced quotes: OSWorld's server would split on spaces
+        words = command.split()
+    program = next((w for w in words if "=" not in w), "")  # past `VAR=value` prefixes
+    if program == "google-chrome":
+        return CDP
+    if program in MISSING_PROGRAMS:
+        return f"starts {MISSING_PROGRAMS[program]}, which is not in cua desktops"
+    if not commands:
+        return ("runs a command in the desktop: use the docker backend (a sandbox) or allow "
+                "commands on this host")
+    return None

@@ -1,0 +1,109 @@
+"""OSWorld's own tasks on cua desktops, end to end: a task file from `../shared/osworld`, its
+documents as stand-ins in the cache (laid out as desktop-env's), setup by desktop-env's
+SetupController, scoring by desktop-env's getters and metrics. The initial state must fail; a
+scripted solution of a few actions must pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from cua.actions import Hotkey, Type
+from cua.collect.agents import RoleFactory
+from cua.desktop.local import LocalBackend
+from cua.evaluate.osworld.cache import cache_entries, task_cache
+from cua.evaluate.osworld.harness import OSWorldHarness, task_env
+from cua.evaluate.osworld.scorer import Scorer
+from cua.evaluate.runner import EvalRecipe, EvalWorker
+from cua.evaluate.taskconfig import TaskConfig
+from tests.conftest import require_desktop_tools
+from tests.test_osworld_scorer import scorer_venv_or_skip
+
+OSWORLD = Path(__file__).resolve().parents[2] / "shared" / "osworld" / "examples"
+FILL_BLANKS = "libreoffice_calc/01b269ae-2111-4a07-81fd-3fcd711993b0.json"  # fill B1:E30 down
+
+
+def shared_task(name: str) -> TaskConfig:
+    path = OSWORLD / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent (../shared is beside the checkout only)")
+    task = TaskConfig.model_validate_json(path.read_text())
+    task._task_file = path
+    return task
+
+
+def blanks_workbook(path: Path, filled: bool) -> Path:
+    """A stand-in for the task's ledger: B3 is blank until filled with the value above it."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in [["Name", "Level", "Score"], ["Ann", "A", 3], ["Bob", "A" if filled else None, 4],
+                ["Cid", "B", 5]]:
+        sheet.append(row)
+    book.save(path)
+    return path
+
+
+def stand_ins(task: TaskConfig, cache: Path, filled: bool) -> None:
+    """The task's download and its gold file, under the names desktop-env looks up."""
+    download, gold = cache_entries(task)
+    folder = task_cache(cache, task)
+    folder.mkdir(parents=True, exist_ok=True)
+    blanks_workbook(folder / download.name, filled)
+    blanks_workbook(folder / gold.name, filled=True)
+
+
+@pytest.fixture
+def local_commands_desktop():
+    """A local desktop that runs the commands OSWorld's steps send (its postconfig saves with
+    pyautogui)."""
+    require_desktop_tools()
+    with LocalBackend(allow_commands=True).start() as desktop:
+        yield desktop
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    scorer_venv_or_skip()
+    with Scorer() as scorer:
+        yield scorer
+
+
+def test_initial_state_fails_and_a_scripted_solution_passes(scorer, local_commands_desktop,
+                                                            tmp_path):
+    task = shared_task(FILL_BLANKS)
+    stand_ins(task, tmp_path / "cache", filled=False)
+    harness, desktop = OSWorldHarness(task, scorer, tmp_path / "cache"), local_commands_desktop
+    log = harness.setup(desktop, task_env())
+    assert log[-2:] == ["setup download", "setup open"]
+    assert [w.title for w in desktop.windows()] == ["Student_Level_Fill_Blank.xlsx - LibreOffice Calc"]
+    _, initial = harness.score(desktop, tmp_path / "initial", last_action=None)
+    assert initial.score == 0 and initial.details[0].func == "compare_table"
+    assert (tmp_path / "initial" / "Student_Level_Fill_Blank.xlsx").is_file()
+
+    harness.setup(desktop, task_env())
+    report = desktop.execute([Hotkey(keys=["ctrl", "home"]), Hotkey(keys=["right"]),
+                              Hotkey(keys=["down"]), Hotkey(keys=["down"]), Type(content="A\n"),
+                              Hotkey(keys=["ctrl", "s"]), Hotkey(keys=["enter"])])
+    assert all(r.ok for r in report.results)
+    _, solved = harness.score(desktop, tmp_path / "solved", last_action="DONE")
+    assert solved.score == 1
+
+
+def test_eval_runs_osworld_tasks_with_a_missing_file_as_that_tasks_error(tmp_path):
+    require_desktop_tools()
+    scorer_venv_or_skip()
+    task = shared_task(FILL_BLANKS)
+    recipe = EvalRecipe(tasks=[OSWORLD], model={"name": "scripted"}, cache=tmp_path / "cache",
+                        allow_host_commands=True)
+    worker = EvalWorker(recipe, RoleFactory([recipe.model]))
+    try:
+        missing = worker.attempt(task, tmp_path / "missing", act=False).record
+        assert missing.outcome == "error" and "huggingface.co" in missing.error
+        stand_ins(task, tmp_path / "cache", filled=True)
+        done = worker.attempt(task, tmp_path / "done", act=False).record
+        assert done.outcome == "success", done.error
+        assert done.setup_log[0].startswith("cached ") and "sha256" in done.setup_log[0]
+    finally:
+        worker.close()

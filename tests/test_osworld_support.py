@@ -1,0 +1,80 @@
+"""Which OSWorld tasks cua desktops run (the dry run), on OSWorld's own task files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cua.evaluate.osworld import scorer_env
+from cua.evaluate.osworld.listing import listed_task_files
+from cua.evaluate.osworld.support import CDP, task_problems
+from cua.evaluate.runner import EvalRecipe, dry_run
+from cua.evaluate.taskconfig import TaskConfig, load_tasks
+
+OSWORLD = Path(__file__).resolve().parents[2] / "shared" / "osworld"
+
+
+def shared_tasks(test_list: str = "test_all.json"):
+    if not OSWORLD.exists():
+        pytest.skip(f"{OSWORLD} is absent (../shared is beside the checkout only)")
+    tasks, failed = load_tasks(listed_task_files(OSWORLD / "examples", OSWORLD / test_list),
+                               problems=lambda task: [])
+    assert not failed
+    return tasks
+
+
+def task(**fields) -> TaskConfig:
+    return TaskConfig.model_validate({"id": "t", "instruction": "do it",
+                                      "evaluator": {"func": "exact_match"}, **fields})
+
+
+def test_every_listed_task_loads_with_its_domain():
+    tasks = shared_tasks()
+    listed = json.loads((OSWORLD / "test_all.json").read_text())
+    assert [(t.domain, t.id) for t in tasks] == [(d, i) for d, ids in listed.items() for i in ids]
+    small, _ = load_tasks(listed_task_files(OSWORLD / "examples", OSWORLD / "test_small.json"),
+                          domains=["os"], problems=lambda task: [])
+    assert small and {t.domain for t in small} == {"os"}
+
+
+def dry_run_of(test_list: str = "test_all.json", **options):
+    shared_tasks(test_list)
+    if not scorer_env.installed():
+        pytest.skip("OSWorld's scorer venv is absent (make install sets it up)")
+    return dry_run(EvalRecipe(tasks=[OSWORLD / "examples"], test_list=OSWORLD / test_list,
+                              model={"name": "scripted"}, **options))
+
+
+def test_office_and_os_domains_run_where_commands_run():
+    report = dry_run_of(backend="docker")
+    for domain in ("libreoffice_calc", "libreoffice_impress", "libreoffice_writer", "os"):
+        assert not report[domain].not_runnable, report[domain].not_runnable
+    chrome = report["chrome"]
+    assert chrome.runnable == 0 and all(any(CDP in p for p in problems)
+                                        for problems in chrome.not_runnable.values())
+    gdrive = [problems for problems in report["multi_apps"].not_runnable.values()
+              if any("Google account" in p for p in problems)]
+    assert gdrive  # listed with their reason, as the README's table says
+
+
+def test_commands_are_refused_where_they_would_run_on_this_host():
+    assert dry_run_of(backend="local", allow_host_commands=True)["libreoffice_calc"].runnable == 47
+    report = dry_run_of(backend="local")
+    calc = report["libreoffice_calc"]
+    assert calc.runnable < 47 and all(
+        any("allow commands on this host" in p for p in problems)
+        for problems in calc.not_runnable.values())
+
+
+def test_problems_name_the_step_app_and_getter():
+    launch = {"type": "launch", "parameters": {"command": ["VLC_VERBOSE=-1", "vlc"]}}
+    problems = task_problems(task(related_apps=["gimp"], config=[launch], evaluator={
+        "func": "f", "result": {"type": "googledrive_file"}}), commands=True)
+    assert problems == ["app gimp: GIMP is not in cua desktops",
+                        "config launch: starts VLC, which is not in cua desktops",
+                        "getter googledrive_file: needs a Google account and its credentials, "
+                        "which no user of this run has"]
+    quoted = {"type": "execute", "parameters": {"command": "echo 'unbalanced", "shell": True}}
+    assert task_problems(task(config=[quoted]), commands=True) == []
