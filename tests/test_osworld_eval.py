@@ -12,7 +12,7 @@ import pytest
 
 from cua.actions import Hotkey, Type
 from cua.collect.agents import RoleFactory
-from cua.desktop.local import LocalBackend
+from cua.desktop import registry
 from cua.evaluate.osworld.cache import cache_entries, task_cache
 from cua.evaluate.osworld.harness import OSWorldHarness, task_env
 from cua.evaluate.osworld.scorer import Scorer
@@ -55,11 +55,11 @@ def stand_ins(task: TaskConfig, cache: Path, filled: bool) -> None:
 
 
 @pytest.fixture
-def local_commands_desktop():
-    """A local desktop that runs the commands OSWorld's steps send (its postconfig saves with
-    pyautogui)."""
-    require_desktop_tools()
-    with LocalBackend(allow_commands=True).start() as desktop:
+def commands_desktop(backend_name):
+    """A desktop that runs the commands OSWorld's steps send (its postconfig saves with
+    pyautogui): a container, or a local desktop told it may."""
+    options = {"allow_commands": True} if backend_name == "local" else {}
+    with registry.backend(backend_name, **options).start() as desktop:
         yield desktop
 
 
@@ -70,11 +70,10 @@ def scorer():
         yield scorer
 
 
-def test_initial_state_fails_and_a_scripted_solution_passes(scorer, local_commands_desktop,
-                                                            tmp_path):
+def test_initial_state_fails_and_a_scripted_solution_passes(scorer, commands_desktop, tmp_path):
     task = shared_task(FILL_BLANKS)
     stand_ins(task, tmp_path / "cache", filled=False)
-    harness, desktop = OSWorldHarness(task, scorer, tmp_path / "cache"), local_commands_desktop
+    harness, desktop = OSWorldHarness(task, scorer, tmp_path / "cache"), commands_desktop
     log = harness.setup(desktop, task_env())
     assert log[-2:] == ["setup download", "setup open"]
     assert [w.title for w in desktop.windows()] == ["Student_Level_Fill_Blank.xlsx - LibreOffice Calc"]
