@@ -384,6 +384,7 @@ def eval_cmd(
     out: Path | None = typer.Option(None, help="results folder (default: results)"),
     workers: int | None = typer.Option(None, help="desktops in parallel"),
     max_steps: int | None = typer.Option(None, help="steps per task"),
+    runs: int | None = typer.Option(None, help="run every task N times: mean ± std per domain"),
     test_list: Path | None = typer.Option(None, help="OSWorld's test_all.json, test_small.json, "
                                           "…: --tasks is then its examples/ folder"),
     cache: Path | None = typer.Option(None, help="OSWorld's file cache (default "
@@ -400,7 +401,7 @@ def eval_cmd(
     cua. Running the same command again resumes (tasks with a result.txt are kept)."""
     if ctx.invoked_subcommand is not None:
         return
-    from cua.evaluate.runner import EvalRecipe, run_eval, select_tasks
+    from cua.evaluate.runner import EvalRecipe, run_evals, select_tasks
     from cua.recipes import read_recipe, validate_recipe
 
     try:
@@ -415,7 +416,7 @@ def eval_cmd(
                            agent_format=agent_format, workers=workers, max_steps=max_steps,
                            domains=domains.split(",") if domains else None, model__name=model,
                            model__base_url=base_url, test_list=test_list and str(test_list),
-                           cache=cache and str(cache), backend=backend,
+                           cache=cache and str(cache), backend=backend, runs=runs,
                            allow_host_commands=allow_host_commands or None, **bounds)
         if dry_run and model is None and "model" not in data:
             flags.append("model.name=scripted")  # a dry run needs no agent
@@ -429,18 +430,24 @@ def eval_cmd(
     _print_unsupported(unsupported)
     if not chosen:
         _usage("no task to run")
-    err.print(f"{len(chosen)} tasks · results in {spec.results_root()}", highlight=False)
-    store, rows = run_eval(spec, chosen, err)
-    table = Table(title=f"cua eval: {spec.model.name} ({spec.agent_format})")
+    where = (spec.results_root() if spec.runs == 1
+             else f"{spec.out}/run-1 … run-{spec.runs}, each with its {spec.agent_format}/…")
+    err.print(f"{len(chosen)} tasks · results in {where}", highlight=False)
+    stores, rows = run_evals(spec, chosen, err)
+    runs = f", {spec.runs} runs" if spec.runs > 1 else ""
+    table = Table(title=f"cua eval: {spec.model.name} ({spec.agent_format}{runs})")
     table.add_column("domain", no_wrap=True)
     for column in ("tasks", "done", "success", "avg steps", "avg s", "errors"):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(row.domain, str(row.tasks), str(row.done), f"{row.success_rate:.1%}",
-                      f"{row.avg_steps:.1f}", f"{row.avg_seconds:.1f}", str(row.errors))
+        spread = f" ± {row.success_std:.1%}" if spec.runs > 1 else ""
+        table.add_row(row.domain, str(row.tasks), str(row.done),
+                      f"{row.success_rate:.1%}{spread}", f"{row.avg_steps:.1f}",
+                      f"{row.avg_seconds:.1f}", str(row.errors))
     _emit([r.model_dump() for r in rows], table, as_json, None)
     from cua.collect.view import write_report
-    err.print(f"report: {write_report(store)} (open it in a browser)", highlight=False)
+    for store in stores:
+        err.print(f"report: {write_report(store)} (open it in a browser)", highlight=False)
     if rows[-1].errors:
         _fail(f"{rows[-1].errors} tasks errored (see their eval.json); running the same command "
               "again retries them")

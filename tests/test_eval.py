@@ -12,7 +12,14 @@ from cua.content.documents import make_document, make_presentation
 from cua.evaluate import load_tasks
 from cua.evaluate.check import check_tasks
 from cua.evaluate.make import make_tasks
-from cua.evaluate.runner import EvalRecipe, run_eval, select_tasks
+from cua.evaluate.runner import (
+    DomainRow,
+    EvalRecipe,
+    combine_runs,
+    run_eval,
+    run_evals,
+    select_tasks,
+)
 from tests.conftest import require_desktop_tools
 
 
@@ -91,6 +98,27 @@ def test_expert_eval_writes_osworld_results_and_resumes(task_set, tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in root.rglob("result.txt")}
     run_eval(recipe, tasks)  # resume: nothing left to run
     assert {p: p.stat().st_mtime_ns for p in root.rglob("result.txt")} == stamps
+
+
+def test_several_runs_report_the_mean_and_spread_per_domain(task_set, tmp_path):
+    require_desktop_tools()
+    recipe = EvalRecipe(tasks=[task_set], domains=["libreoffice_writer"], runs=2,
+                        out=tmp_path / "results")
+    tasks, _ = select_tasks(recipe)
+    stores, rows = run_evals(recipe, tasks)
+    assert [s.root.relative_to(tmp_path / "results").parts[0] for s in stores] == ["run-1",
+                                                                                  "run-2"]
+    assert all(list(s.root.rglob("result.txt")) for s in stores)
+    assert rows[-1].runs == 2 and rows[-1].success_rate == 1.0 and rows[-1].success_std == 0.0
+
+
+def test_runs_combine_as_mean_and_sample_deviation():
+    def row(rate: float, done: int) -> DomainRow:
+        return DomainRow(domain="os", tasks=4, done=done, success_rate=rate, avg_steps=3.0,
+                         avg_seconds=10.0, errors=4 - done)
+    (combined,) = combine_runs([[row(0.25, 4)], [row(0.75, 3)], [row(0.5, 2)]])
+    assert (combined.success_rate, combined.success_std) == (0.5, 0.25)
+    assert (combined.runs, combined.tasks, combined.done, combined.errors) == (3, 4, 9, 3)
 
 
 def test_served_model_is_scored_and_a_dead_endpoint_is_retried(task_set, tmp_path, tiny_server):

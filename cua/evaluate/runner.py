@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import shutil
+import statistics
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -57,6 +58,7 @@ class EvalRecipe(AgentSettings):
     out: Path = Path("results")
     observation: Literal["screenshot"] = "screenshot"
     workers: int = Field(1, ge=1)
+    runs: int = Field(1, ge=1)                     # >1: run k in `out`/run-k, mean ± std reported
     backend: str = "local"
     test_list: Path | None = None                  # OSWorld's test_all.json etc.: `tasks` is examples/
     cache: Path = OSWORLD_CACHE                    # OSWorld's downloads, fetched once
@@ -260,6 +262,8 @@ class DomainRow(BaseModel):
     avg_steps: float
     avg_seconds: float
     errors: int
+    runs: int = 1
+    success_std: float = 0.0  # the success rate's sample standard deviation over the runs
 
 
 def summarize(store: RunStore, tasks: list[TaskConfig]) -> list[DomainRow]:
@@ -336,3 +340,33 @@ def run_eval(recipe: EvalRecipe, tasks: list[TaskConfig], console=None) -> tuple
     write_atomic(store.root / "summary.json",
                  json.dumps([r.model_dump() for r in rows], indent=1).encode())
     return store, rows
+
+
+def run_evals(recipe: EvalRecipe, tasks: list[TaskConfig], console=None
+              ) -> tuple[list[RunStore], list[DomainRow]]:
+    """`recipe.runs` runs of every task (run k in `out`/run-k when there are several, each a
+    results folder of its own that resumes), and per domain the mean and spread over the runs."""
+    if recipe.runs == 1:
+        store, rows = run_eval(recipe, tasks, console)
+        return [store], rows
+    stores, per_run = [], []
+    for run in range(1, recipe.runs + 1):
+        store, rows = run_eval(recipe.model_copy(update={"out": recipe.out / f"run-{run}"}),
+                               tasks, console)
+        stores.append(store)
+        per_run.append(rows)
+    return stores, combine_runs(per_run)
+
+
+def combine_runs(per_run: list[list[DomainRow]]) -> list[DomainRow]:
+    """One row per domain over several runs' rows: the mean success rate with its sample
+    standard deviation (as OSWorld-Verified's tables report), tasks done and errors summed."""
+    combined = []
+    for rows in zip(*per_run, strict=True):
+        rates = [r.success_rate for r in rows]
+        combined.append(DomainRow(
+            domain=rows[0].domain, tasks=rows[0].tasks, done=sum(r.done for r in rows),
+            success_rate=statistics.mean(rates), avg_steps=_mean([r.avg_steps for r in rows]),
+            avg_seconds=_mean([r.avg_seconds for r in rows]), errors=sum(r.errors for r in rows),
+            runs=len(rows), success_std=statistics.stdev(rates) if len(rows) > 1 else 0.0))
+    return combined

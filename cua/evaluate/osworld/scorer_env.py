@@ -102,8 +102,9 @@ def check_target(directory: Path) -> None:
 
 def worker_command(interpreter: Path) -> list[str]:
     """The worker in isolated mode: neither its own folder (cua's modules) nor PYTHONPATH or the
-    user's site-packages on its path."""
-    return [str(interpreter), "-I", str(WORKER)]
+    user's site-packages on its path; its libraries' deprecation notices are not the user's."""
+    return [str(interpreter), "-I", "-W", "ignore::FutureWarning", "-W",
+            "ignore::DeprecationWarning", str(WORKER)]
 
 
 def _version(interpreter: Path) -> str | None:
