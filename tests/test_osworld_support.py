@@ -49,8 +49,12 @@ def dry_run_of(test_list: str = "test_all.json", **options):
 
 def test_office_and_os_domains_run_where_commands_run():
     report = dry_run_of(backend="docker")
-    for domain in ("libreoffice_calc", "libreoffice_impress", "libreoffice_writer", "os"):
+    for domain in ("libreoffice_calc", "libreoffice_impress", "libreoffice_writer"):
         assert not report[domain].not_runnable, report[domain].not_runnable
+    os_domain = report["os"]
+    assert os_domain.runnable >= 12 and all(
+        any("not in cua desktops" in p for p in problems)
+        for problems in os_domain.not_runnable.values())  # GNOME settings, PulseAudio, …
     chrome = report["chrome"]
     assert chrome.runnable == 0 and all(any(CDP in p for p in problems)
                                         for problems in chrome.not_runnable.values())
@@ -73,8 +77,15 @@ def test_problems_name_the_step_app_and_getter():
     problems = task_problems(task(related_apps=["gimp"], config=[launch], evaluator={
         "func": "f", "result": {"type": "googledrive_file"}}), commands=True)
     assert problems == ["app gimp: GIMP is not in cua desktops",
-                        "config launch: starts VLC, which is not in cua desktops",
+                        "config launch: needs VLC, which is not in cua desktops",
                         "getter googledrive_file: needs a Google account and its credentials, "
                         "which no user of this run has"]
     quoted = {"type": "execute", "parameters": {"command": "echo 'unbalanced", "shell": True}}
     assert task_problems(task(config=[quoted]), commands=True) == []
+    shell = {"type": "execute", "parameters": {"command": [
+        "/bin/bash", "-c", "X=1 gsettings set org.gnome.desktop.interface text-scaling-factor 2"]}}
+    getter = {"type": "vm_command_line", "command": "killall -0 soffice", "shell": True}
+    assert task_problems(task(config=[shell], evaluator={"func": "f", "result": getter}),
+                         commands=True) == [
+        "config execute: needs GNOME's gsettings, which is not in cua desktops",
+        "getter vm_command_line: needs killall, which is not in cua desktops"]

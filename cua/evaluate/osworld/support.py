@@ -18,9 +18,18 @@ MISSING_APPS = {
     "thunderbird": "Thunderbird", "vlc": "VLC", "ubuntu_media_player": "VLC", "picard": "Picard",
 }
 CHROME_APPS = {"chrome", "browser"}
-# Programs setup steps start that are not in cua desktops (`google-chrome` is CDP's case).
-MISSING_PROGRAMS = {"code": "VS Code", "gimp": "GIMP", "thunderbird": "Thunderbird",
-                    "/usr/bin/thunderbird": "Thunderbird", "vlc": "VLC", "nautilus": "Nautilus"}
+# Programs OSWorld's steps and command getters run that are not in cua desktops (`google-chrome`
+# is CDP's case).
+MISSING_PROGRAMS = {
+    "code": "VS Code", "gimp": "GIMP", "thunderbird": "Thunderbird",
+    "/usr/bin/thunderbird": "Thunderbird", "vlc": "VLC", "nautilus": "Nautilus",
+    "gsettings": "GNOME's gsettings", "gio": "GNOME's gio", "pulseaudio": "PulseAudio",
+    "timedatectl": "systemd's timedatectl", "update-desktop-database": "desktop-file-utils",
+    "socat": "socat", "xsel": "xsel", "git": "git", "unzip": "unzip", "killall": "killall",
+    "apt": "apt (no package installs in a desktop)",
+}
+SHELLS = {"bash", "/bin/bash", "sh", "/bin/sh"}
+COMMAND_GETTERS = {"vm_command_line", "vm_command_error"}
 COMMAND_STEPS = {"execute", "command", "launch", "execute_with_verification"}
 UNSUPPORTED_STEPS = {"googledrive": ACCOUNT, "login": ACCOUNT, "chrome_open_tabs": CDP,
                      "chrome_close_tabs": CDP, "update_browse_history": CDP}
@@ -67,6 +76,10 @@ def task_problems(task: TaskConfig, commands: bool) -> list[str]:
         for getter in (call.result, call.expected):
             if getter is not None and getter.type in UNSUPPORTED_GETTERS:
                 problems.append(f"getter {getter.type}: {UNSUPPORTED_GETTERS[getter.type]}")
+            elif getter is not None and getter.type in COMMAND_GETTERS:
+                problem = _command_problem(getter.config().get("command", ""), commands)
+                if problem:
+                    problems.append(f"getter {getter.type}: {problem}")
     return list(dict.fromkeys(problems))
 
 
@@ -75,17 +88,30 @@ def _step_problem(kind: str, parameters: dict[str, Any], commands: bool) -> str 
         return UNSUPPORTED_STEPS[kind]
     if kind not in COMMAND_STEPS:
         return None
-    command = parameters.get("command", "")
-    try:
-        words = shlex.split(command) if isinstance(command, str) else [str(w) for w in command]
-    except ValueError:  # unbalanced quotes: OSWorld's server would split on spaces
-        words = command.split()
-    program = next((w for w in words if "=" not in w), "")  # past `VAR=value` prefixes
+    return _command_problem(parameters.get("command", ""), commands)
+
+
+def _command_problem(command: str | list, commands: bool) -> str | None:
+    """Why a command OSWorld sends cannot run in a cua desktop, or None."""
+    program = _program(command)
     if program == "google-chrome":
         return CDP
     if program in MISSING_PROGRAMS:
-        return f"starts {MISSING_PROGRAMS[program]}, which is not in cua desktops"
+        return f"needs {MISSING_PROGRAMS[program]}, which is not in cua desktops"
     if not commands:
         return ("runs a command in the desktop: use the docker backend (a sandbox) or allow "
                 "commands on this host")
     return None
+
+
+def _program(command: str | list) -> str:
+    """The program a command runs: past `VAR=value` prefixes, and inside `bash -c "…"`."""
+    try:
+        words = shlex.split(command) if isinstance(command, str) else [str(w) for w in command]
+    except ValueError:  # unbalanced quotes: OSWorld's server would split on spaces
+        words = command.split()
+    while words and "=" in words[0] and not words[0].startswith("-"):
+        words = words[1:]
+    if len(words) > 2 and words[0] in SHELLS and words[1] == "-c":
+        return _program(words[2])
+    return words[0] if words else ""
