@@ -548,11 +548,10 @@ def eval_install_scorer_cmd(
 
     directory = dir_ or scorer_env.venv_dir()
     try:
-        scorer_env.check_target(directory)
         with err.status(f"installing the OSWorld scorer venv in {directory} (pip's output: "
                         f"{directory / 'install.log'})…"):
             stamp = scorer_env.install(directory)
-    except ValueError as exc:
+    except ValueError as exc:  # a --dir that is no place for a venv (scorer_env.check_target)
         _usage(str(exc))
     except scorer_env.ScorerEnvError as exc:
         _fail(str(exc))

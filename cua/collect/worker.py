@@ -99,7 +99,8 @@ class Worker:
     def episode(self, unit: EpisodeUnit, files: Path) -> tuple[EpisodeRecord, dict[str, bytes]]:
         grounding = self._grounding(unit.goal, ScreenBuffer())
         record, screens = run_episode(
-            self._desktop(unit.goal.env), episode_spec(unit), self.agent, self.format, self.recipe, files,
+            self._desktop(unit.goal.env), episode_spec(unit), self.agent, self.format,
+            self.recipe, files,
             judge=lambda png, put: self.judge.judge(unit.task, grounding, png, put))
         if record.outcome == "error":
             self.close()  # a fresh desktop for the next episode

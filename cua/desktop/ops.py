@@ -60,15 +60,19 @@ class ActivateWindow:
 Op = Upload | OpenFile | Launch | Act | Sleep | ActivateWindow
 
 
+def in_osworld_home(path: str) -> PurePosixPath:
+    """`/home/user/x` (OSWorld's home) and `~/x` as the home-relative `x`; other paths as given."""
+    pure = PurePosixPath(path)
+    if pure.parts[:1] == ("~",):
+        return pure.relative_to("~")
+    return pure.relative_to(OSWORLD_HOME) if pure.is_relative_to(OSWORLD_HOME) else pure
+
+
 def home_path(path: str) -> str:
     """The home-relative form of an OSWorld desktop path (`/home/user/x`, `~/x` or `x`)."""
-    pure = PurePosixPath(path)
-    if str(pure).startswith("~/"):
-        pure = PurePosixPath(str(pure)[2:])
-    elif pure.is_absolute():
-        if not pure.is_relative_to(OSWORLD_HOME):
-            raise OutsideHome(f"{path}: only paths under {OSWORLD_HOME} exist on the desktop")
-        pure = pure.relative_to(OSWORLD_HOME)
+    pure = in_osworld_home(path)
+    if pure.is_absolute():
+        raise OutsideHome(f"{path}: only paths under {OSWORLD_HOME} exist on the desktop")
     if not pure.parts or ".." in pure.parts:
         raise OutsideHome(f"{path}: not a file path inside the home")
     return str(pure)

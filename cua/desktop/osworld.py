@@ -19,8 +19,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path, PurePosixPath
+from contextlib import AbstractContextManager, contextmanager, suppress
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -32,7 +32,7 @@ from Xlib.error import XError
 
 from cua.content.check import content_kind
 from cua.desktop import procs
-from cua.desktop.ops import OSWORLD_HOME, ActivateWindow, find_window
+from cua.desktop.ops import OSWORLD_HOME, ActivateWindow, find_window, in_osworld_home
 from cua.desktop.session import Session
 from cua.envspec import APP_CONTENT
 
@@ -318,12 +318,8 @@ def router(session: Session, exclusive: Callable[[], AbstractContextManager],
 def desktop_path(session: Session, path: str) -> Path:
     """The file an OSWorld path names: `/home/user/…`, `~/…` and relative paths are in the
     desktop's home; PermissionError for anything outside it once links are followed."""
-    pure = PurePosixPath(path)
-    if pure.parts[:1] == ("~",):
-        pure = pure.relative_to("~")
-    elif pure.is_relative_to(OSWORLD_HOME):
-        pure = pure.relative_to(OSWORLD_HOME)
-    return session.resolve(str(pure))  # an absolute path stays as it is, and must be in the home
+    # an absolute path stays as it is, and must be in the home
+    return session.resolve(str(in_osworld_home(path)))
 
 
 def argv(command: Command, home: Path) -> str | list[str]:
@@ -368,25 +364,19 @@ def script_file(session: Session, text: str, suffix: str) -> Iterator[str]:
 
 def save(session: Session, target: Path, data) -> int:
     """Copy the file object `data` to `target` through the session's safe `Upload`."""
-    upload, size = session.upload(str(target)), 0
-    try:
+    with session.upload(str(target)) as upload:
         while chunk := data.read(CHUNK):
             upload.write(chunk)
-            size += len(chunk)
-    except BaseException:
-        upload.abort()
-        raise
-    upload.commit()
-    return size
+    return upload.size
 
 
 def app_for(session: Session, target: Path) -> str:
     """The app that opens `target`: the env's for its kind, else the first that can (OSWorld's
     VM has every app, a cua env only those it names)."""
     kind = content_kind(target)
-    for spec in session.spec.apps if session.spec else ():
-        if kind in spec.content:
-            return spec.app
+    if session.spec is not None:
+        with suppress(ValueError):  # none of the env's apps opens this kind
+            return session.spec.app_for(kind)
     return next(app for app, kinds in APP_CONTENT.items() if kind in kinds)
 
 

@@ -134,16 +134,10 @@ def create_app(session: Session, token: str, limits: Limits = Limits(),
 
     @app.put("/files/{path:path}")
     async def upload(path: str, request: Request) -> dict:
-        upload, size = session.upload(path), 0
-        try:
+        with session.upload(path) as upload:
             async for chunk in request.stream():  # the guard stops it past the upload limit
-                size += len(chunk)
                 upload.write(chunk)
-        except BaseException:
-            upload.abort()
-            raise
-        target = upload.commit()
-        return {"path": str(target.relative_to(session.home)), "size": size}
+        return {"path": str(upload.target.relative_to(session.home)), "size": upload.size}
 
     @app.get("/files/{path:path}")
     def download(path: str) -> Response:

@@ -224,7 +224,7 @@ class Session:
                 w.title.startswith(apps.BROWSER_BLANK_TITLES) for w in ours)
             if ours and not loading and all(any(n in w.title for w in windows) for n in wanted):
                 return True
-            now, dialogs = time.monotonic(), self.x.windows(modal=True)
+            now, dialogs = time.monotonic(), [w for w in windows if w.modal]
             dialog_since = min(dialog_since, now) if dialogs else math.inf
             if now - dialog_since >= DIALOG_GRACE_S:
                 raise self._stopped_at(dialogs, f"{what}: {app} shows a dialog instead of its window")
@@ -258,7 +258,8 @@ class Upload:
     """A file being written into the home: an exclusive new file (created, never opened through a
     link) in its folder, renamed over the target once complete. The folder is opened without
     following a link and checked to be inside the home, and both names are taken relative to it,
-    so nothing planted in the home can redirect the write."""
+    so nothing planted in the home can redirect the write. As a context manager it commits when
+    its block ends and aborts (the partial file removed) when the block raises."""
 
     def __init__(self, home: Path, target: Path):
         self.folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
@@ -269,9 +270,20 @@ class Upload:
         handle = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
                          0o644, dir_fd=self.folder)
         self.file = os.fdopen(handle, "wb")
+        self.size = 0  # bytes written so far
+
+    def __enter__(self) -> Upload:
+        return self
+
+    def __exit__(self, error_type, *_) -> None:
+        if error_type is None:
+            self.commit()
+        else:
+            self.abort()
 
     def write(self, data: bytes) -> None:
         self.file.write(data)
+        self.size += len(data)
 
     def commit(self) -> Path:
         self.file.close()

@@ -31,6 +31,7 @@ class Window:
     pid: int
     wm_class: str
     title: str
+    modal: bool = False  # _NET_WM_STATE_MODAL: a dialog (an error message, a prompt)
 
 
 class XStack:
@@ -79,9 +80,8 @@ class XStack:
             procs.stop(proc, grace_s=1.0)
         self.procs = []
 
-    def windows(self, modal: bool = False) -> list[Window]:
-        """Top-level windows the window manager manages (its _NET_CLIENT_LIST); only the modal
-        dialogs among them (_NET_WM_STATE_MODAL: an error message, a prompt) if `modal`."""
+    def windows(self) -> list[Window]:
+        """Top-level windows the window manager manages (its _NET_CLIENT_LIST)."""
         with self._connection() as conn:
             atom = conn.intern_atom
             root = conn.screen().root
@@ -96,12 +96,11 @@ class XStack:
                     state = window.get_full_property(atom("_NET_WM_STATE"), Xatom.ATOM)
                 except XError:
                     continue  # the window went away meanwhile
-                if modal and atom("_NET_WM_STATE_MODAL") not in (state.value if state else ()):
-                    continue
                 title = name.value.decode(errors="replace") if name else (
                     window.get_wm_name() or "")
                 result.append(Window(f"0x{wid:08x}", int(pid.value[0]) if pid else 0,
-                                     ".".join(wm_class), title))
+                                     ".".join(wm_class), title,
+                                     atom("_NET_WM_STATE_MODAL") in (state.value if state else ())))
             return result
 
     def activate(self, window_id: str) -> None:

@@ -44,6 +44,7 @@ from cua.evaluate.taskconfig import TaskConfig, load_tasks, task_problems
 from cua.formats import get_format
 from cua.recipes import AgentSettings
 from cua.records import ContentRef, EpisodeRecord, RunManifest, Task
+from cua.scoring.metrics import CUA_ONLY
 
 OSWORLD_CACHE = Path("~/.cache/cua/osworld")
 
@@ -60,7 +61,7 @@ class EvalRecipe(AgentSettings):
     workers: int = Field(1, ge=1)
     runs: int = Field(1, ge=1)                     # >1: run k in `out`/run-k, mean ± std reported
     backend: str = "local"
-    test_list: Path | None = None                  # OSWorld's test_all.json etc.: `tasks` is examples/
+    test_list: Path | None = None                  # OSWorld's test_all.json …: `tasks` is examples/
     cache: Path = OSWORLD_CACHE                    # OSWorld's downloads, fetched once
     allow_host_commands: bool = False              # local backend: run OSWorld's task commands here
 
@@ -73,15 +74,12 @@ class EvalRecipe(AgentSettings):
         return self.out.expanduser() / self.agent_format / self.observation / model
 
 
-CUA_METRICS = ("check_slides", "check_paragraphs")  # cua's own: OSWorld has no such metrics
-
-
 def is_osworld(task: TaskConfig) -> bool:
     """A task of OSWorld's own, with none of cua's extensions (a reference solution, shipped gold
     files, cua's own metrics): desktop-env sets it up and scores it. cua's tasks keep cua's steps
     and metrics."""
     return (task.solution is None and not task.gold
-            and not any(call.func in CUA_METRICS for call in task.evaluator.calls()))
+            and not any(call.func in CUA_ONLY for call in task.evaluator.calls()))
 
 
 def problems(task: TaskConfig, recipe: EvalRecipe) -> list[str]:

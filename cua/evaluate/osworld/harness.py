@@ -69,7 +69,7 @@ class OSWorldHarness:
             result = self.scorer.evaluate(evaluator, bridge.vm, self._cache(), last_action,
                                           _screen(desktop.spec))
         files.mkdir(parents=True, exist_ok=True)
-        for name in _fetched_names(evaluator):
+        for name in self._fetched_names():
             if (self._cache() / name).is_file():
                 shutil.copy2(self._cache() / name, files / name)
         return [f"postconfig {step.type}" for step in self.task.evaluator.postconfig], result
@@ -77,18 +77,13 @@ class OSWorldHarness:
     def _cache(self) -> Path:
         return task_cache(self.cache_root, self.task)
 
+    def _fetched_names(self) -> list[str]:
+        """The cache names of the files the evaluator's getters fetch from the desktop (`dest`)."""
+        dests = [g.config().get("dest") for call in self.task.evaluator.calls()
+                 for g in (call.result, call.expected) if g is not None and g.type == "vm_file"]
+        return [n for dest in dests for n in (dest if isinstance(dest, list) else [dest])
+                if isinstance(n, str)]
+
 
 def _screen(env: EnvSpec | None) -> tuple[int, int]:
     return (env.screen.width, env.screen.height) if env else (1920, 1080)
-
-
-def _fetched_names(evaluator: dict) -> list[str]:
-    """The cache names of the files the evaluator's getters fetch from the desktop (`dest`)."""
-    getters = [g for key in ("result", "expected") for g in (
-        evaluator.get(key) if isinstance(evaluator.get(key), list) else [evaluator.get(key)])]
-    names = []
-    for getter in getters:
-        if isinstance(getter, dict) and getter.get("type") == "vm_file":
-            dest = getter.get("dest")
-            names += dest if isinstance(dest, list) else [dest]
-    return [n for n in names if isinstance(n, str)]

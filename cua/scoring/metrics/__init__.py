@@ -22,6 +22,7 @@ METRICS: dict[str, Callable[..., float]] = {
     "check_slides": rules.check_slides,
     "check_paragraphs": rules.check_paragraphs,
 }
+CUA_ONLY = ("check_slides", "check_paragraphs")  # cua's own: OSWorld has no such metrics
 OPTION_CHECKS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "compare_table": table.options_problem,
     "compare_pptx_files": slides.options_problem,
