@@ -7,13 +7,19 @@ PACKAGES=(
   libreoffice-calc libreoffice-impress libreoffice-writer libreoffice-gtk3
   fonts-liberation2 fonts-dejavu-core chromium xclip mousepad xterm pcmanfm
   python3-tk  # pyautogui (OSWorld's task code) needs tkinter on a Debian python
+  socat psmisc unzip git xsel  # programs OSWorld's task steps run (socat relays Chrome's port)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "installing ${missing[*]}"
-$SUDO apt-get update -q
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# Chromium under the name `chrome` (a hard link: the process is named after it), as OSWorld's
+# tasks run and stop Google Chrome (cua.desktop.apps.chrome_shim).
+CHROMIUM=/usr/lib/chromium
+[ "$CHROMIUM/chrome" -ef "$CHROMIUM/chromium" ] || $SUDO ln -f "$CHROMIUM/chromium" "$CHROMIUM/chrome"

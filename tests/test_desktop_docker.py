@@ -69,7 +69,8 @@ def test_apps_cannot_reach_the_network_or_the_token(tmp_path):
         report = container.exec_run(["python3", "-c", PROBE]).output.decode()
         assert token not in report
         assert "egress refused" in report and "interfaces ['lo']" in report
-        assert "files ['control.sock']" in report  # the token file is gone
+        # the token file is gone; beside the control socket, those of OSWorld's guest ports
+        assert "files ['control.sock', 'tcp-8080.sock', 'tcp-9222.sock']" in report
         server = [line.split()[1] for line in report.splitlines()
                   if line.split()[2:5] == ["python", "-m", "cua.desktop.server"]]
         assert server and f"refused {server[0].replace('cmdline', 'environ')} " in report

@@ -16,6 +16,7 @@ import pytest
 from cua.content.documents import make_document, make_workbook
 from cua.desktop import registry
 from cua.desktop.local import LocalBackend
+from cua.desktop.waiting import wait_until
 from cua.envspec import load_env
 from tests.conftest import docker_engine_or_skip, require_desktop_tools
 
@@ -291,6 +292,44 @@ def test_wallpaper_is_what_was_set(osworld, tmp_path):
     wall = {"path": "/home/user/Pictures/wall.png"}
     assert osworld.http.post("/setup/change_wallpaper", json=wall).status_code == 200
     assert osworld.http.post("/wallpaper").content == png
+
+
+def chrome_pids(desktop) -> list[int]:
+    """The desktop's processes named `chrome` (its profile is in the desktop's home)."""
+    home = str(home_of(desktop))
+    return [p.pid for p in psutil.process_iter(["name", "cmdline"])
+            if p.info["name"] == "chrome" and any(home in arg for arg in p.info["cmdline"] or [])]
+
+
+def test_google_chrome_is_chromium_as_osworld_starts_and_stops_it(tmp_path):
+    """`google-chrome` runs Chromium as a process named chrome with Chrome's profile folder;
+    OSWorld's window names for Chrome find its window; `pkill chrome` ends it, and so does a
+    reset, which also empties the home."""
+    require_desktop_tools()
+    with LocalBackend(allow_commands=True).start() as desktop:
+        desktop.reset(load_env("osworld"))
+        chrome = {"command": ["google-chrome", "--remote-debugging-port=1337"]}
+        assert desktop.http.post("/setup/launch", json=chrome).status_code == 200
+        wait_until(lambda: windows_titled(desktop, "Chromium"), 30, what="Chromium's window")
+        assert chrome_pids(desktop)
+        assert (home_of(desktop) / ".config" / "google-chrome" / "Default").is_dir()
+        named = {"window_name": "Google Chrome"}
+        assert desktop.http.post("/setup/activate_window", json=named).status_code == 200
+        size = desktop.http.post("/window_size", data={"app_class_name": "google-chrome"})
+        assert size.status_code == 200 and size.json()["width"] > 0
+        assert desktop.http.post("/execute", json={"command": ["pkill", "chrome"]}).json()[
+            "returncode"] == 0
+        wait_until(lambda: not windows_titled(desktop, "Chromium") and not chrome_pids(desktop),
+                   15, what="pkill chrome to end Chromium")
+
+        assert desktop.http.post("/setup/launch", json=chrome).status_code == 200
+        wait_until(lambda: windows_titled(desktop, "Chromium"), 30, what="Chromium's window")
+        desktop.upload(make_document(tmp_path / "notes.docx", seed=1))
+        desktop.reset(load_env("osworld"))
+        assert not chrome_pids(desktop) and desktop.windows() == []
+        home = home_of(desktop)
+        assert not (home / "notes.docx").exists() and (home / "Desktop").is_dir()
+        assert not (home / ".config" / "google-chrome").exists()
 
 
 def test_docker_desktops_run_task_commands_in_their_container(tmp_path):

@@ -19,6 +19,13 @@ WINDOW_CLASS = {
     "files": "pcmanfm",
 }
 
+# Debian's Chromium binary (/usr/bin/chromium is a launcher script that runs it), and the hard
+# link to it that the set-up makes (scripts/install-system.sh, docker/Dockerfile) so that Chromium
+# run as Chrome is a process named `chrome`, as OSWorld's `pkill chrome` expects.
+CHROMIUM_BINARY = Path("/usr/lib/chromium/chromium")
+CHROME_BINARY = CHROMIUM_BINARY.with_name("chrome")
+CHROME_NAMES = ("google-chrome", "google-chrome-stable")
+
 # Chromium's window title before the page it was given has loaded.
 BROWSER_BLANK_TITLES = ("Untitled", "New Tab", "about:blank")
 
@@ -43,6 +50,23 @@ def command(app: str, files: list[Path], home: Path, profile: Path) -> list[str]
     if app == "files":
         return ["pcmanfm", str(files[0] if files else home)]
     raise ValueError(f"unknown app {app!r}")
+
+
+def chrome_shim(bin_dir: Path) -> None:
+    """`google-chrome` in `bin_dir`, for OSWorld's tasks, which start and stop Google Chrome: it
+    runs Chromium as `chrome` with Chrome's profile folder, ~/.config/google-chrome, which OSWorld's
+    getters read. Nothing is written where Chromium is not installed."""
+    binary = next((b for b in (CHROME_BINARY, CHROMIUM_BINARY) if b.is_file()), None)
+    if binary is None:
+        return
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = ("#!/bin/sh\n"
+              f"exec {binary} --no-sandbox --test-type --disable-gpu --disable-dev-shm-usage "
+              "--no-first-run --no-default-browser-check --password-store=basic "
+              '--start-maximized --user-data-dir="$HOME/.config/google-chrome" "$@"\n')
+    for name in CHROME_NAMES:
+        (bin_dir / name).write_text(script)
+        (bin_dir / name).chmod(0o755)
 
 
 def seed_home(home: Path, profile: Path, env: EnvSpec) -> None:

@@ -52,9 +52,13 @@ class Desktop:
 
     # -- Gymnasium-style lifecycle ----------------------------------------------------------------
 
-    def reset(self, env: EnvSpec, content: list[Path] = (), files: list[str] = ()) -> ResetReport:
-        """Upload `content` to the desktop's home and bring it up with `env`'s apps on it and on
-        `files` (home-relative paths already on the desktop)."""
+    def reset(self, env: EnvSpec, content: list[Path] = (), files: list[str] = (),
+              clear_home: bool = True) -> ResetReport:
+        """Empty the desktop's home (unless `clear_home` is False: files put there for this
+        reset), upload `content` to it and bring it up with `env`'s apps on it and on `files`
+        (home-relative paths already on the desktop)."""
+        if clear_home:
+            self.clear_home()
         names = [self.upload(Path(path)) for path in content] + list(files)
         report = ResetReport.model_validate(self._call("POST", "/reset", json={
             "env": env.model_dump(mode="json"), "files": names}))
@@ -98,6 +102,10 @@ class Desktop:
             return Health(ok=False, x_server=False)
 
     # -- files and apps ---------------------------------------------------------------------------
+
+    def clear_home(self) -> None:
+        """Stop the apps and empty the home: nothing an earlier episode left stays behind."""
+        self._call("DELETE", "/files")
 
     def upload(self, local: Path, remote: str | None = None) -> str:
         """Copy a local file into the desktop's home; returns its home-relative path."""

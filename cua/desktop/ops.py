@@ -83,8 +83,9 @@ def home_path(path: str) -> str:
 
 
 def prepare(desktop, env: EnvSpec, ops: list[Op]) -> list[str]:
-    """Reset `desktop` into the task's initial state: upload the files, start the env's apps
-    on the files the leading open steps name, then run the remaining steps in order.
+    """Reset `desktop` into the task's initial state: empty its home, upload the files, start
+    the env's apps on the files the leading open steps name, then run the remaining steps in
+    order.
     Returns a log line per operation."""
     uploads = [op for op in ops if isinstance(op, Upload)]
     rest = [op for op in ops if not isinstance(op, Upload)]
@@ -92,10 +93,11 @@ def prepare(desktop, env: EnvSpec, ops: list[Op]) -> list[str]:
     while first < len(rest) and isinstance(rest[first], OpenFile):
         first += 1
     log = [f"upload {op.remote}" for op in uploads]
+    desktop.clear_home()
     for op in uploads:
         desktop.upload(op.source, op.remote)
     opened = [op.remote for op in rest[:first]]
-    desktop.reset(env, files=opened)
+    desktop.reset(env, files=opened, clear_home=False)
     log += [f"open {name}" for name in opened]
     return log + run_ops(desktop, rest[first:])
 

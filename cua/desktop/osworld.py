@@ -41,6 +41,14 @@ EXECUTE_TIMEOUT_S = 120.0       # /execute and /setup/execute, as OSWorld
 PYTHON_TIMEOUT_S = 30.0         # /run_python, as OSWorld
 VERIFY_TIMEOUT_S = 5.0          # a verification command of /setup/execute_with_verification
 CHUNK = 1 << 20
+# Ports inside the desktop that OSWorld's controllers and getters reach besides the server's:
+# Chrome's DevTools (a task's `socat` relays it from Chrome's own port) and VLC's web interface.
+# Docker desktops, which have no published ports, offer each as a unix socket beside the control
+# socket (cua.desktop.tunnel); the scorer's Bridge forwards them.
+GUEST_PORTS = {"chromium_port": 9222, "vlc_port": 8080}
+# cua desktops have Chromium where OSWorld's have Google Chrome (`google-chrome` runs Chromium:
+# cua.desktop.apps.chrome_shim): a window OSWorld names by Chrome's title or class is Chromium's.
+CHROME_WINDOW = {"Google Chrome": "Chromium", "google-chrome": "chromium-browser"}
 
 
 class CommandsDisabled(PermissionError):
@@ -249,8 +257,10 @@ def router(session: Session, exclusive: Callable[[], AbstractContextManager],
         if not body.window_name:
             return PlainTextResponse("window_name required", 400)
         with exclusive():
-            window = find_window(session.windows(), ActivateWindow(
-                body.window_name, body.strict, body.by_class))
+            windows = session.windows()
+            window = next(filter(None, (find_window(windows, ActivateWindow(
+                name, body.strict, body.by_class)) for name in _chrome_aliases(body.window_name))),
+                None)
             if window is None:
                 return PlainTextResponse(f"Window {body.window_name} not found", 404)
             act(window.id)
@@ -273,8 +283,9 @@ def router(session: Session, exclusive: Callable[[], AbstractContextManager],
     def window_size(app_class_name: Annotated[str | None, Form()] = None) -> JSONResponse:
         if not app_class_name:
             return JSONResponse({"error": "app_class_name is required"}, 400)
+        names = {n.lower() for n in _chrome_aliases(app_class_name)}
         for window in session.windows():
-            if app_class_name.lower() in window.wm_class.lower().split("."):
+            if names & set(window.wm_class.lower().split(".")):
                 try:
                     width, height = session.x.size(window.id)
                 except XError:
@@ -313,6 +324,15 @@ def router(session: Session, exclusive: Callable[[], AbstractContextManager],
         return FileResponse(wallpaper[0], media_type="image/png")
 
     return api
+
+
+def _chrome_aliases(name: str) -> list[str]:
+    """`name`, then the same with Chromium's title or class for Chrome's."""
+    names = [name]
+    for chrome, chromium in CHROME_WINDOW.items():
+        if chrome in name:
+            names.append(name.replace(chrome, chromium))
+    return names
 
 
 def desktop_path(session: Session, path: str) -> Path:

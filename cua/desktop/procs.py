@@ -24,6 +24,12 @@ def marked_pids(desktop_id: str) -> list[int]:
                   and (p.info["environ"] or {}).get(MARK) == desktop_id)
 
 
+def descendants() -> list[int]:
+    """PIDs of this process's live descendants. They count as a desktop's even when they lose
+    its mark: Chromium rewrites its environment block to retitle its processes."""
+    return sorted(p.pid for p in psutil.Process().children(recursive=True) if _runs(p))
+
+
 def alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie does not)."""
     try:

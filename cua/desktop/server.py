@@ -43,6 +43,7 @@ from cua.desktop.api import (
     WindowInfo,
 )
 from cua.desktop.session import AppNotReady, Session
+from cua.desktop.tunnel import Forwarder, port_socket
 from cua.desktop.waiting import wait_until
 from cua.desktop.x11 import XServerDown
 
@@ -138,6 +139,11 @@ def create_app(session: Session, token: str, limits: Limits = Limits(),
             async for chunk in request.stream():  # the guard stops it past the upload limit
                 upload.write(chunk)
         return {"path": str(upload.target.relative_to(session.home)), "size": upload.size}
+
+    @app.delete("/files")
+    def clear_home() -> None:
+        with exclusive():
+            session.clear_home()
 
     @app.get("/files/{path:path}")
     def download(path: str) -> Response:
@@ -302,8 +308,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.undumpable:
         _make_undumpable()
     root = args.root or Path(tempfile.mkdtemp(prefix=f"cua-{args.id}-"))
-    session = Session(root, args.id, args.display)
+    session = Session(root, args.id, args.display, owns_descendants=True)
     sock = _listen(args)
+    forwarders = [Forwarder.unix_to_tcp(port_socket(args.unix_socket.parent, port), port)
+                  for port in osworld.GUEST_PORTS.values()] if args.unix_socket else []
     if args.ready_file:
         where = ({"socket": str(args.unix_socket)} if args.unix_socket
                  else {"port": sock.getsockname()[1]})
@@ -323,6 +331,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         server.run(sockets=[sock])
     finally:
+        for forwarder in forwarders:
+            forwarder.close()
         session.close()
 
 

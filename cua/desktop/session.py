@@ -8,6 +8,7 @@ import io
 import math
 import os
 import secrets
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -33,16 +34,21 @@ class AppNotReady(RuntimeError):
 
 
 class Session:
-    """Owns every process of one desktop; `reset` brings it to a ready state for an env spec."""
+    """Owns every process of one desktop; `reset` brings it to a ready state for an env spec.
+    Its processes are those carrying its mark and, where `owns_descendants` (the control server,
+    whose children are all the desktop's), every descendant of this process."""
 
-    def __init__(self, root: Path, desktop_id: str, display: str | None = None):
+    def __init__(self, root: Path, desktop_id: str, display: str | None = None,
+                 owns_descendants: bool = False):
         self.root, self.id, self.requested_display = root, desktop_id, display
+        self.owns_descendants = owns_descendants
         self.home, self.run_dir, self.profile = root / "home", root / "run", root / "lo-profile"
         for d in (self.home / "Desktop", self.run_dir, root / "tmp"):  # a home as OSWorld's
             d.mkdir(parents=True, exist_ok=True)
         self.run_dir.chmod(0o700)
+        apps.chrome_shim(root / "bin")
         self.env = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "PATH": f"{root / 'bin'}:{os.environ.get('PATH', '/usr/local/bin:/usr/bin:/bin')}",
             "LANG": "C.UTF-8", "HOME": str(self.home), "TMPDIR": str(root / "tmp"),
             "XDG_RUNTIME_DIR": str(self.run_dir), "XDG_SESSION_TYPE": "x11",
             "SAL_USE_VCLPLUGIN": "gtk3", procs.MARK: desktop_id,
@@ -103,13 +109,29 @@ class Session:
             procs.stop(proc)
         self.app_procs = {}
         keep = {p.pid for p in self.x.procs}
-        procs.kill_all([p for p in procs.marked_pids(self.id) if p not in keep
+        procs.kill_all([p for p in self.pids() if p not in keep
                         and procs.comm(p) not in ("Xvfb", "openbox", "dbus-daemon")])
+
+    def clear_home(self) -> None:
+        """Stop the apps and empty the home (files, app profiles, whatever an earlier episode
+        left), leaving the folders a fresh one has."""
+        self.stop_apps()
+        for child in self.home.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        (self.home / "Desktop").mkdir()
 
     def close(self) -> None:
         self.stop_apps()
         self.x.stop()
-        procs.kill_all(procs.marked_pids(self.id))
+        procs.kill_all(self.pids())
+
+    def pids(self) -> list[int]:
+        """The desktop's live processes."""
+        mine = procs.descendants() if self.owns_descendants else []
+        return sorted({*procs.marked_pids(self.id), *mine})
 
     # -- observation and action -------------------------------------------------------------------
 
@@ -187,7 +209,7 @@ class Session:
         policy = self._require_spec().settle
         if timeout_s is not None:
             policy = policy.model_copy(update={"timeout_s": timeout_s})
-        apps_pids = [p for p in procs.marked_pids(self.id) if procs.comm(p) != "Xvfb"]
+        apps_pids = [p for p in self.pids() if procs.comm(p) != "Xvfb"]
         return wait_settled(self.x.frame, policy, before,
                             cpu=lambda: procs.cpu_seconds(apps_pids))[0]
 

@@ -2,7 +2,9 @@
 `http://{vm_ip}:{server_port}/...` with no credentials; a cua control server wants its bearer
 token and may listen on a unix socket (docker desktops). The bridge listens on 127.0.0.1 and
 forwards every request to the desktop's control server with the token added, streaming bodies
-both ways."""
+both ways. OSWorld's other ports in the desktop (Chrome's DevTools, VLC) are where the controllers
+can reach them: a local desktop shares this host's loopback; a docker desktop offers each as a
+unix socket, which the bridge forwards from a port of its own."""
 
 from __future__ import annotations
 
@@ -10,12 +12,15 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Self
 
 import httpx
 
 from cua.desktop import registry
-from cua.desktop.client import Desktop, http_client
+from cua.desktop.client import UNIX, Desktop, http_client
+from cua.desktop.osworld import GUEST_PORTS
+from cua.desktop.tunnel import Forwarder, port_socket
 
 CHUNK = 1 << 20
 # Per-connection headers (RFC 9110 §7.6.1), and those the bridge sets itself.
@@ -26,23 +31,28 @@ NO_BODY = {204, 304}
 
 class Bridge:
     """An HTTP server on 127.0.0.1:`port` forwarding to `desktop`'s control server. `vm` is the
-    scorer worker's view of it (OSWorld's vm_ip and ports); Chrome DevTools and VLC are not
-    forwarded: `chromium_port` and `vlc_port` say where they answer, if anywhere."""
+    scorer worker's view of it: OSWorld's vm_ip, server_port, chromium_port and vlc_port."""
 
-    def __init__(self, desktop: Desktop, chromium_port: int = 9222, vlc_port: int = 8080,
-                 timeout_s: float = 1900.0):
+    def __init__(self, desktop: Desktop, timeout_s: float = 1900.0):
         """`timeout_s` bounds one forwarded request (OSWorld's open step waits up to 1800 s)."""
         token = registry.load(desktop.id).token
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Forward)
         self.server.daemon_threads = True
         self.server.upstream = http_client(desktop.base_url, token, timeout_s)
         self.port: int = self.server.server_address[1]
-        self.vm = {"host": "127.0.0.1", "server_port": self.port, "chromium_port": chromium_port,
-                   "vlc_port": vlc_port}
+        self.forwarders: list[Forwarder] = []
+        self.vm = {"host": "127.0.0.1", "server_port": self.port, **GUEST_PORTS}
+        if desktop.base_url.startswith(UNIX):
+            folder = Path(desktop.base_url.removeprefix(UNIX)).parent
+            for name, port in GUEST_PORTS.items():
+                self.forwarders.append(Forwarder.tcp_to_unix(port_socket(folder, port)))
+                self.vm[name] = self.forwarders[-1].port
         threading.Thread(target=self.server.serve_forever, daemon=True,
                          name=f"bridge-{desktop.id}").start()
 
     def close(self) -> None:
+        for forwarder in self.forwarders:
+            forwarder.close()
         self.server.shutdown()
         self.server.server_close()
         self.server.upstream.close()

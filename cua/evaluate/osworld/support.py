@@ -11,39 +11,28 @@ from pydantic import BaseModel
 from cua.evaluate.taskconfig import TaskConfig
 
 ACCOUNT = "needs a Google account and its credentials, which no user of this run has"
-CDP = "needs Chrome over the DevTools protocol, not wired to cua desktops yet"
+ACCESSIBILITY = ("reads Chrome's address bar from the accessibility tree (/accessibility), which "
+                 "cua desktops do not serve yet")
 # OSWorld's related_apps names of apps cua desktops do not have, with the reason.
 MISSING_APPS = {
     "gimp": "GIMP", "image": "GIMP", "vscode": "VS Code", "vs_code": "VS Code",
     "thunderbird": "Thunderbird", "vlc": "VLC", "ubuntu_media_player": "VLC", "picard": "Picard",
 }
-CHROME_APPS = {"chrome", "browser"}
 # Programs OSWorld's steps and command getters run that are not in cua desktops (`google-chrome`
-# is CDP's case).
+# is: Chromium stands in for it, see cua.desktop.apps.chrome_shim).
 MISSING_PROGRAMS = {
     "code": "VS Code", "gimp": "GIMP", "thunderbird": "Thunderbird",
     "/usr/bin/thunderbird": "Thunderbird", "vlc": "VLC", "nautilus": "Nautilus",
     "gsettings": "GNOME's gsettings", "gio": "GNOME's gio", "pulseaudio": "PulseAudio",
     "timedatectl": "systemd's timedatectl", "update-desktop-database": "desktop-file-utils",
-    "socat": "socat", "xsel": "xsel", "git": "git", "unzip": "unzip", "killall": "killall",
-    "apt": "apt (no package installs in a desktop)",
+    "apt": "apt (no package installs in a desktop)", "sudo": "sudo (no root in a desktop)",
 }
 SHELLS = {"bash", "/bin/bash", "sh", "/bin/sh"}
 COMMAND_GETTERS = {"vm_command_line", "vm_command_error"}
 COMMAND_STEPS = {"execute", "command", "launch", "execute_with_verification"}
-UNSUPPORTED_STEPS = {"googledrive": ACCOUNT, "login": ACCOUNT, "chrome_open_tabs": CDP,
-                     "chrome_close_tabs": CDP, "update_browse_history": CDP}
+UNSUPPORTED_STEPS = {"googledrive": ACCOUNT, "login": ACCOUNT}
 UNSUPPORTED_GETTERS = {
-    "googledrive_file": ACCOUNT,
-    **dict.fromkeys(["open_tabs_info", "active_tab_info", "active_tab_html_parse", "page_info",
-                     "number_of_search_results", "pdf_from_url", "info_from_website",
-                     "gotoRecreationPage_and_get_html_content", "bookmarks", "cookie_data",
-                     "history", "profile_name", "default_search_engine", "chrome_language",
-                     "chrome_font_size", "enable_do_not_track", "enable_safe_browsing",
-                     "enable_enhanced_safety_browsing", "new_startup_page",
-                     "data_delete_automacally", "find_unpacked_extension_path",
-                     "find_installed_extension_name", "enabled_experiments",
-                     "chrome_appearance_mode_ui", "shortcuts_on_desktop"], CDP),
+    "googledrive_file": ACCOUNT, "active_url_from_accessTree": ACCESSIBILITY,
     **dict.fromkeys(["vlc_config", "vlc_playing_info", "default_video_player"], "needs VLC"),
     "gimp_config_file": "needs GIMP", "vscode_config": "needs VS Code",
 }
@@ -65,8 +54,6 @@ def task_problems(task: TaskConfig, commands: bool) -> list[str]:
         name = app.lower()
         if name in MISSING_APPS:
             problems.append(f"app {app}: {MISSING_APPS[name]} is not in cua desktops")
-        elif name in CHROME_APPS:
-            problems.append(f"app {app}: {CDP}")
     for where, steps in (("config", task.config), ("postconfig", task.evaluator.postconfig)):
         for step in steps:
             problem = _step_problem(step.type, step.parameters, commands)
@@ -93,25 +80,40 @@ def _step_problem(kind: str, parameters: dict[str, Any], commands: bool) -> str 
 
 def _command_problem(command: str | list, commands: bool) -> str | None:
     """Why a command OSWorld sends cannot run in a cua desktop, or None."""
-    program = _program(command)
-    if program == "google-chrome":
-        return CDP
-    if program in MISSING_PROGRAMS:
-        return f"needs {MISSING_PROGRAMS[program]}, which is not in cua desktops"
+    missing = [p for p in _programs(command) if p in MISSING_PROGRAMS]
+    if missing:
+        return f"needs {MISSING_PROGRAMS[missing[0]]}, which is not in cua desktops"
     if not commands:
         return ("runs a command in the desktop: use the docker backend (a sandbox) or allow "
                 "commands on this host")
     return None
 
 
-def _program(command: str | list) -> str:
-    """The program a command runs: past `VAR=value` prefixes, and inside `bash -c "…"`."""
-    try:
-        words = shlex.split(command) if isinstance(command, str) else [str(w) for w in command]
-    except ValueError:  # unbalanced quotes: OSWorld's server would split on spaces
-        words = command.split()
+def _programs(command: str | list) -> list[str]:
+    """The programs a command runs: each of a shell line's pipes and lists (`|`, `&&`, `;`),
+    past `VAR=value` prefixes, and inside `bash -c "…"`."""
+    if isinstance(command, str):
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        try:
+            words = list(lexer)
+        except ValueError:  # unbalanced quotes: OSWorld's server would split on spaces
+            words = command.split()
+    else:
+        words = [str(w) for w in command]
+    programs, segment = [], []
+    for word in [*words, ";"]:
+        if word and set(word) <= set("|&;()"):
+            programs += _segment_programs(segment)
+            segment = []
+        else:
+            segment.append(word)
+    return programs
+
+
+def _segment_programs(words: list[str]) -> list[str]:
     while words and "=" in words[0] and not words[0].startswith("-"):
         words = words[1:]
     if len(words) > 2 and words[0] in SHELLS and words[1] == "-c":
-        return _program(words[2])
-    return words[0] if words else ""
+        return _programs(words[2])
+    return words[:1]
