@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections import defaultdict
 from contextlib import suppress
 
 import psutil
@@ -14,20 +15,26 @@ from cua.desktop.waiting import WaitTimeout, wait_until
 MARK = "CUA_DESKTOP_ID"
 
 
-def marked_pids(desktop_id: str) -> list[int]:
-    """PIDs of live processes whose environment carries `CUA_DESKTOP_ID=desktop_id`, never
-    this process nor its ancestors (a container's init inherits the mark too)."""
+def marked_pids(desktop_id: str, descendants: bool = False) -> list[int]:
+    """PIDs of live processes whose environment carries `CUA_DESKTOP_ID=desktop_id` and, with
+    `descendants`, of every live descendant of this process, marked or not (Chromium rewrites its
+    environment block, mark included, to retitle its processes); never this process nor its
+    ancestors (a container's init inherits the mark too). One read of the process table."""
     me = psutil.Process()
     skip = {me.pid, *(p.pid for p in me.parents())}
-    return sorted(p.pid for p in psutil.process_iter(["environ", "status"])
-                  if p.pid not in skip and p.info["status"] != psutil.STATUS_ZOMBIE
-                  and (p.info["environ"] or {}).get(MARK) == desktop_id)
-
-
-def descendants() -> list[int]:
-    """PIDs of this process's live descendants. They count as a desktop's even when they lose
-    its mark: Chromium rewrites its environment block to retitle its processes."""
-    return sorted(p.pid for p in psutil.Process().children(recursive=True) if _runs(p))
+    live = [p for p in psutil.process_iter(["environ", "ppid", "status"])
+            if p.pid not in skip and p.info["status"] != psutil.STATUS_ZOMBIE]
+    found = {p.pid for p in live if (p.info["environ"] or {}).get(MARK) == desktop_id}
+    if descendants:
+        children = defaultdict(list)
+        for proc in live:
+            children[proc.info["ppid"]].append(proc.pid)
+        parents = [me.pid]
+        while parents:
+            kids = children[parents.pop()]
+            found.update(kids)
+            parents += kids
+    return sorted(found)
 
 
 def alive(pid: int) -> bool:

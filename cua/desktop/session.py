@@ -130,8 +130,7 @@ class Session:
 
     def pids(self) -> list[int]:
         """The desktop's live processes."""
-        mine = procs.descendants() if self.owns_descendants else []
-        return sorted({*procs.marked_pids(self.id), *mine})
+        return procs.marked_pids(self.id, descendants=self.owns_descendants)
 
     # -- observation and action -------------------------------------------------------------------
 
