@@ -323,7 +323,8 @@ def test_google_chrome_is_chromium_as_osworld_starts_and_stops_it(tmp_path):
                    15, what="pkill chrome to end Chromium")
 
         assert desktop.http.post("/setup/launch", json=chrome).status_code == 200
-        wait_until(lambda: windows_titled(desktop, "Chromium"), 30, what="Chromium's window")
+        assert desktop.settle().settled  # the screen and Chromium's processes came to rest
+        assert windows_titled(desktop, "Chromium")
         desktop.upload(make_document(tmp_path / "notes.docx", seed=1))
         desktop.reset(load_env("osworld"))
         assert not chrome_pids(desktop) and desktop.windows() == []

@@ -13,6 +13,7 @@ from cua.content.check import ContentError
 from cua.desktop.api import ExecuteReport, Health, ResetReport, WindowInfo
 from cua.desktop.waiting import WaitTimeout, wait_until
 from cua.envspec import EnvSpec
+from cua.records import SettleReport
 
 UNIX = "unix:"  # a control server on a unix socket: "unix:/path/to/socket"
 
@@ -88,6 +89,10 @@ class Desktop:
     def execute(self, actions: list[Action], settle: bool = True) -> ExecuteReport:
         body = {"actions": [a.model_dump(mode="json") for a in actions], "settle": settle}
         return ExecuteReport.model_validate(self._call("POST", "/actions", json=body))
+
+    def settle(self) -> SettleReport:
+        """Wait until the screen and the desktop's processes are still (after set-up commands)."""
+        return SettleReport.model_validate(self._call("POST", "/settle"))
 
     def windows(self) -> list[WindowInfo]:
         return [WindowInfo.model_validate(w) for w in self._call("GET", "/windows")]

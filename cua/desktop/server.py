@@ -46,6 +46,7 @@ from cua.desktop.session import AppNotReady, Session
 from cua.desktop.tunnel import Forwarder, port_socket
 from cua.desktop.waiting import wait_until
 from cua.desktop.x11 import XServerDown
+from cua.records import SettleReport
 
 PR_SET_DUMPABLE = 4  # prctl option, <linux/prctl.h>
 BUSY_WAIT_S = 60.0  # how long a request waits for the one running before it to finish
@@ -112,6 +113,11 @@ def create_app(session: Session, token: str, limits: Limits = Limits(),
     def execute(body: ExecuteRequest) -> ExecuteReport:
         with exclusive():
             return session.execute(body.actions, body.settle, limits.execute_s)
+
+    @app.post("/settle")
+    def settle() -> SettleReport:
+        with exclusive():
+            return session.settle()
 
     @app.get("/windows")
     def windows() -> list[WindowInfo]:

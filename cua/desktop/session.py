@@ -27,6 +27,7 @@ from cua.envspec import APP_CONTENT, EnvSpec
 from cua.records import ActionResult, SettleReport
 
 DIALOG_GRACE_S = 2.0  # how long an app may show a modal dialog instead of its window
+READY_QUIET_S = 1.0  # how long a screen and its apps stay still before a desktop counts as ready
 
 
 class AppNotReady(RuntimeError):
@@ -103,6 +104,16 @@ class Session:
         self._start_app(app, [])
         self._settle(timeout_s=self._require_spec().ready_timeout_s)
         return self.windows()
+
+    def settle(self) -> SettleReport:
+        """Wait until the desktop is ready after commands that did not wait for it (OSWorld's
+        set-up launches apps and returns): a still screen for `READY_QUIET_S` while every
+        process of the desktop, started before or since, idles; at most `ready_timeout_s`."""
+        spec = self._require_spec()
+        policy = spec.settle.model_copy(update={"quiet_s": READY_QUIET_S,
+                                                "timeout_s": spec.ready_timeout_s})
+        return wait_settled(self.x.frame, policy, cpu=lambda: procs.cpu_seconds(
+            [p for p in self.pids() if procs.comm(p) != "Xvfb"]))[0]
 
     def stop_apps(self) -> None:
         for proc in self.app_procs.values():

@@ -59,6 +59,7 @@ class OSWorldHarness:
         raw = self.task.model_dump(mode="json", exclude_unset=True)
         with Bridge(desktop) as bridge:
             self.scorer.setup(raw.get("config", []), bridge.vm, self._cache(), _screen(env))
+        desktop.settle()  # OSWorld's launches return at once; its runner then sleeps a minute
         return [f"cached {f.name} sha256 {f.sha256}" for f in fetched.files] + [
             f"setup {step.type}" for step in self.task.config]
 
