@@ -1,6 +1,7 @@
 """`cua bench`: figures, never pass/fail. Each bench returns a JSON-able dict of figures and has
 a table for people: desktops (reset, screenshot, step overhead, memory), collection (episodes/hour
-and where a step's time goes), expansion (samples/s, dataset bytes) and SFT (tokens/s, memory)."""
+and where a step's time goes), expansion (samples/s, dataset bytes), SFT (tokens/s, memory) and
+OSWorld's tasks (reset-to-ready, the untouched state's score)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from cua.envspec import EnvSpec
 
 SAMPLE_FOR = {"calc": make_workbook, "impress": make_presentation, "writer": make_document}
 SUFFIX = {"calc": ".xlsx", "impress": ".pptx", "writer": ".docx"}
+OSWORLD_READY_S = 60.0  # OSWorld's runner sleeps this long after each reset, after its VM boots
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -280,4 +282,71 @@ def sft_table(figures: dict) -> Table:
     table.add_row("peak memory", f"{figures['peak_memory_mb']:,.0f} MB")
     table.add_row("loss", f"{figures['first_loss']:.3f} -> {figures['last_loss']:.3f} "
                   f"in {figures['steps']} steps")
+    return table
+
+
+def bench_osworld(recipe, stand_ins: bool, limit: int | None, on_task=None) -> dict:
+    """Per domain of the recipe's runnable OSWorld tasks: reset-to-ready (a desktop reset and
+    OSWorld's setup, until the desktop is ready) and the untouched state's score, which must
+    fail; a pass or an error is listed with its reason. With `stand_ins`, the files a task
+    downloads are generated into a temporary cache (the recipe's cache is left alone)."""
+    from cua.collect.agents import RoleFactory
+    from cua.evaluate.osworld.stand_ins import write_stand_ins
+    from cua.evaluate.runner import EvalWorker, is_osworld, runnable_tasks
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="cua-bench-osworld-") as tmp:
+        if stand_ins:
+            recipe = recipe.model_copy(update={"cache": Path(tmp) / "cache"})
+        tasks, unsupported = runnable_tasks(recipe)
+        tasks = [t for t in tasks if is_osworld(t)][:limit]
+        worker = EvalWorker(recipe, RoleFactory([recipe.model]))
+        try:
+            for task in tasks:
+                missing = write_stand_ins(task, recipe.cache)[1] if stand_ins else []
+                row = {"id": task.id, "domain": task.domain, "outcome": "error", "score": None,
+                       "ready_s": None, "error": "; ".join(missing) or None}
+                if not missing:
+                    record = worker.attempt(task, Path(tmp) / "files" / task.id, act=False).record
+                    row |= {"outcome": record.outcome, "error": record.error,
+                            "score": record.evaluation.score if record.evaluation else None,
+                            "ready_s": record.setup_seconds if record.outcome != "error"
+                            else None}
+                rows.append(row)
+                if on_task:
+                    on_task(row, len(rows), len(tasks))
+        finally:
+            worker.close()
+    domains = {}
+    for domain in sorted({r["domain"] for r in rows}):
+        mine = [r for r in rows if r["domain"] == domain]
+        domains[domain] = {
+            "tasks": len(mine),
+            "initial_fails": sum(r["outcome"] == "failure" for r in mine),
+            "initial_passes": sum(r["outcome"] == "success" for r in mine),
+            "errors": sum(r["outcome"] == "error" for r in mine),
+            "ready_s": percentiles([r["ready_s"] for r in mine if r["ready_s"] is not None])}
+    ready = percentiles([r["ready_s"] for r in rows if r["ready_s"] is not None])
+    return {"domains": domains, "all": ready, "not_runnable": len(unsupported),
+            "stand_ins": stand_ins, "backend": recipe.backend,
+            "osworld_ready_s_at_least": OSWORLD_READY_S,
+            "ready_ratio": OSWORLD_READY_S / ready["p50"] if ready.get("p50") else None,
+            "tasks": rows}
+
+
+def osworld_table(figures: dict) -> Table:
+    table = Table("domain", "tasks", "initial fails", "initial passes", "errors",
+                  "reset-to-ready p50", "p95",
+                  title=f"OSWorld tasks on {figures['backend']} desktops (OSWorld: a VM boot, "
+                        f"then {OSWORLD_READY_S:.0f} s of sleep)")
+    for domain, row in {**figures["domains"], "all": None}.items():
+        if row is None:
+            ready = figures["all"]
+            counts = [sum(d[k] for d in figures["domains"].values())
+                      for k in ("tasks", "initial_fails", "initial_passes", "errors")]
+        else:
+            ready, counts = row["ready_s"], [row[k] for k in ("tasks", "initial_fails",
+                                                               "initial_passes", "errors")]
+        seconds = [f"{ready[k]:.1f} s" if ready["n"] else "-" for k in ("p50", "p95")]
+        table.add_row(domain, *map(str, counts), *seconds)
     return table

@@ -608,6 +608,57 @@ def bench_desktop(
         err.print(f"[red]{error}[/red]", highlight=False)
 
 
+@bench_app.command("osworld")
+def bench_osworld_cmd(
+    tasks: Path = typer.Option(..., help="OSWorld's examples/ folder (with --test-list) or task "
+                               "files' folder"),
+    test_list: Path | None = typer.Option(None, help="test_all.json, test_small.json, …"),
+    domains: str | None = typer.Option(None, help="comma-separated domains"),
+    backend: str = typer.Option("docker", help="docker (task commands run in its container) "
+                                "or local"),
+    allow_host_commands: bool = typer.Option(False, help="local backend: run the commands "
+                                             "OSWorld tasks send on this host"),
+    stand_ins: bool = typer.Option(False, help="generate the files tasks download (no network "
+                                   "or cache needed; into a temporary cache)"),
+    cache: Path | None = typer.Option(None, help="OSWorld's file cache, without --stand-ins "
+                                      "(default ~/.cache/cua/osworld)"),
+    limit: int | None = typer.Option(None, min=1, help="at most this many tasks"),
+    as_json: bool = JSON, out: Path | None = OUT,
+) -> None:
+    """Reset-to-ready per OSWorld task (reset, OSWorld's setup, until the desktop is ready)
+    and the untouched state's score, which must fail."""
+    from pydantic import ValidationError
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from cua.bench import bench_osworld, osworld_table
+    from cua.evaluate.runner import EvalRecipe
+
+    try:
+        recipe = EvalRecipe(tasks=[tasks], test_list=test_list, backend=backend,
+                            domains=domains.split(",") if domains else [],
+                            allow_host_commands=allow_host_commands, model={"name": "scripted"},
+                            **({"cache": cache} if cache else {}))
+    except ValidationError as exc:
+        _usage(str(exc))
+    if not tasks.is_dir() or (test_list is not None and not test_list.is_file()):
+        _usage(f"no such folder or test list: {tasks} {test_list or ''}")
+    with Progress(TextColumn("[bold]OSWorld tasks"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.description}"), console=err) as progress:
+        bar = progress.add_task("", total=None)
+
+        def on_task(row: dict, done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total,
+                            description=f"{row['id'][:8]} {row['outcome']}")
+        figures = bench_osworld(recipe, stand_ins, limit, on_task)
+    _emit(figures, osworld_table(figures), as_json, out)
+    for row in figures["tasks"]:
+        if row["outcome"] != "failure":
+            err.print(f"{row['domain']}/{row['id']}: {row['outcome']}: "
+                      f"{row['error'] or 'the untouched state already passes'}", highlight=False)
+    if any(row["outcome"] == "error" for row in figures["tasks"]):
+        raise typer.Exit(1)
+
+
 @bench_app.command("collect")
 def bench_collect_cmd(desktops: list[int] = typer.Option([1, 2, 4], help="desktop counts"),
                       episodes: int = typer.Option(9, help="episodes per desktop count"),

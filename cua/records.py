@@ -144,6 +144,7 @@ class EpisodeRecord(BaseModel):
     error: str | None = None
     started: float = 0.0
     seconds: float = 0.0
+    setup_seconds: float = 0.0         # reset and setup, until the desktop was ready
 
 
 class RunManifest(BaseModel):

@@ -87,8 +87,11 @@ def test_activate_window_matches_titles_like_wmctrl():
 def test_loading_lists_steps_it_cannot_run_with_the_reason(tmp_path):
     (tmp_path / "doc.xlsx").write_bytes(b"x")
     base = {"instruction": "do it", "related_apps": ["libreoffice_calc"],
-            "evaluator": {"func": "exact_match", "result": {"type": "rule", "rules": {}},
-                          "expected": {"type": "rule", "rules": {"expected": 1}}}}
+            "evaluator": {"func": "compare_table", "result": {
+                "type": "vm_file", "path": "/home/user/doc.xlsx", "dest": "doc.xlsx"},
+                "options": {"rules": [{"type": "check_cell", "sheet_idx": "RNSheet1",
+                                       "coordinate": "A1",
+                                       "props": {"value": {"method": "eq", "ref": 1}}}]}}}
     tasks = {
         "ok": [{"type": "download", "parameters": {"files": [
             {"url": "doc.xlsx", "path": "/home/user/doc.xlsx"}]}},

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from cua.evaluate.osworld.cache import cache_entries, download_name, prefetch
+from cua.evaluate.osworld.cache import (
+    BROWSE_HISTORY,
+    CacheEntry,
+    cache_entries,
+    download_name,
+    prefetch,
+)
 from cua.evaluate.taskconfig import TaskConfig
 
 SHARED_CALC = (Path(__file__).resolve().parents[2] / "shared" / "osworld" / "examples"
@@ -79,6 +85,16 @@ def test_an_unreachable_url_is_one_error_naming_it(tmp_path, files_server):
     assert len(report.errors) == 1 and report.errors[0].startswith(dead)
     assert [f.name for f in report.files] == [cache_entries(task(base))[0].name]
     assert not list((tmp_path / "cache" / "t1").glob("*.part"))
+
+
+def test_the_empty_history_a_task_fills_is_cached_where_desktop_env_looks():
+    history = task("https://example.org/f").model_copy(deep=True)
+    history.config.insert(0, type(history.config[0]).model_validate({
+        "type": "update_browse_history", "parameters": {"history": [
+            {"url": "https://www.youtube.com/", "title": "YouTube",
+             "visit_time_from_now_in_seconds": 60}]}}))
+    entries = cache_entries(history)
+    assert entries[1] == CacheEntry(url=BROWSE_HISTORY, name="history_new.sqlite")
 
 
 def test_every_download_of_a_real_osworld_task_is_listed():

@@ -7,14 +7,20 @@ desktop offers through the bridge."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from pathlib import Path
 
 import openpyxl
 import pytest
+from lxml import etree
 
 from cua.actions import Click, Hotkey, Type
 from cua.collect.agents import RoleFactory
-from cua.desktop import registry
+from cua.desktop import atspi, registry
+from cua.evaluate.osworld import scorer_env
+from cua.evaluate.osworld.bridge import Bridge
 from cua.evaluate.osworld.cache import cache_entries, task_cache
 from cua.evaluate.osworld.harness import OSWorldHarness, task_env
 from cua.evaluate.osworld.scorer import Scorer
@@ -27,7 +33,28 @@ OSWORLD = Path(__file__).resolve().parents[2] / "shared" / "osworld" / "examples
 FILL_BLANKS = "libreoffice_calc/01b269ae-2111-4a07-81fd-3fcd711993b0.json"  # fill B1:E30 down
 PROFILE_NAME = "chrome/2ae9ba84-3a0d-4d4c-8338-3a1478dc5fe3.json"  # name Chrome's profile Thomas
 REOPEN_TAB = "chrome/06fe7178-4491-4589-810f-2e2bc9502122.json"  # bring back the closed tab
+SLIDE_PANE = "libreoffice_impress/ef9d12bd-bcee-4ba0-a40e-918400f43ddf.json"  # restore the pane
 PROFILE_NAME_FIELD = (815, 274)  # chrome://settings/manageProfile at 1920x1080
+VIEW_SLIDE_PANE = [["f10"], ["right"], ["right"]] + [["down"]] * 11 + [["enter"]]  # Impress 7.4
+CONTROLLER_CALLS = """
+import json, sys
+from desktop_env.controllers.python import PythonController
+controller = PythonController(sys.argv[1], int(sys.argv[2]))
+print(json.dumps({
+    "screenshot": (controller.get_screenshot() or b"")[:8].hex(),
+    "screen": controller.get_vm_screen_size(),
+    "file": (controller.get_file("/home/user/notes.txt") or b"").decode(),
+    "python": controller.execute_python_command("print(pyautogui.size())"),
+    "script": controller.run_python_script("print(6 * 7)"),
+    "bash": controller.run_bash_script("echo $HOME"),
+    "platform": controller.get_vm_platform(),
+    "desktop": controller.get_vm_desktop_path(),
+    "window": controller.get_vm_window_size("google-chrome"),
+    "directory": controller.get_vm_directory_tree("/home/user"),
+    "terminal": controller.get_terminal_output(),
+    "tree": controller.get_accessibility_tree(),
+}))
+"""
 
 
 def shared_task(name: str) -> TaskConfig:
@@ -125,12 +152,66 @@ def test_chrome_task_reads_the_profile_chrome_wrote(scorer, commands_desktop, tm
 
     harness.setup(desktop, task_env())  # a fresh profile: the home was emptied
     report = desktop.execute([Hotkey(keys=["ctrl", "l"]),
-                              Type(content="chrome://settings/manageProfile\n"),
-                              Click(x=PROFILE_NAME_FIELD[0], y=PROFILE_NAME_FIELD[1]),
-                              Hotkey(keys=["ctrl", "a"]), Type(content="Thomas\t")])
+                              Type(content="chrome://settings/manageProfile\n")])
+    desktop.settle()  # the settings page drawn, as an agent's next screenshot would show it
+    report.results += desktop.execute([Click(x=PROFILE_NAME_FIELD[0], y=PROFILE_NAME_FIELD[1]),
+                                       Hotkey(keys=["ctrl", "a"]),
+                                       Type(content="Thomas\t")]).results
     assert all(r.ok for r in report.results)
     _, solved = harness.score(desktop, tmp_path / "solved", last_action="DONE")
     assert solved.score == 1
+
+
+def test_impress_slide_pane_is_read_from_the_accessibility_tree(scorer, commands_desktop,
+                                                               tmp_path):
+    """The setup hides Impress's slide pane through its View menu (pyautogui in the desktop); the
+    accessibility_tree getter reads the desktop's AT-SPI tree from /accessibility and
+    check_left_panel looks for the pane in it."""
+    task = shared_task(SLIDE_PANE)
+    harness, desktop = OSWorldHarness(task, scorer, tmp_path / "cache"), commands_desktop
+    harness.setup(desktop, task_env())
+    _, initial = harness.score(desktop, tmp_path / "initial", last_action=None)
+    assert initial.score == 0 and initial.details[0].func == "check_left_panel"
+    assert initial.details[0].error is None
+    report = desktop.execute([Hotkey(keys=keys) for keys in VIEW_SLIDE_PANE])
+    assert all(r.ok for r in report.results)
+    _, solved = harness.score(desktop, tmp_path / "solved", last_action="DONE")
+    assert solved.score == 1
+
+
+def test_python_controller_methods_answer_from_a_cua_desktop(commands_desktop, tmp_path):
+    """desktop-env's PythonController, unmodified in the scorer venv, against a cua desktop
+    (through the bridge) where Chrome runs: its address bar is in the accessibility tree."""
+    scorer_venv_or_skip()
+    desktop = commands_desktop
+    desktop.reset(task_env())
+    (tmp_path / "notes.txt").write_text("seven tabs")
+    desktop.upload(tmp_path / "notes.txt")
+    chrome = {"command": ["google-chrome", "--remote-debugging-port=1337"]}
+    assert desktop.http.post("/setup/launch", json=chrome).status_code == 200
+    desktop.settle()
+    with Bridge(desktop) as bridge:
+        run = subprocess.run([str(scorer_env.python()), "-c", CONTROLLER_CALLS,
+                              bridge.vm["host"], str(bridge.vm["server_port"])],
+                             capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "PYTHON_DOTENV_DISABLED": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = json.loads(run.stdout.splitlines()[-1])
+    assert got["screenshot"] == b"\x89PNG\r\n\x1a\n".hex()
+    assert got["screen"] == {"width": 1920, "height": 1080}
+    assert got["file"] == "seven tabs"
+    assert got["python"]["returncode"] == 0 and "width=1920" in got["python"]["output"]
+    assert got["script"]["output"].strip() == "42"
+    assert got["bash"]["returncode"] == 0 and got["bash"]["output"].strip()
+    assert got["platform"] == "Linux" and got["desktop"].endswith("/Desktop")
+    assert got["window"]["width"] > 0
+    assert "notes.txt" in [child["name"] for child in got["directory"]["children"]]
+    tree = etree.fromstring(got["tree"].encode())
+    address = tree.xpath("//application[@name='Google Chrome']//entry"
+                         "[@name='Address and search bar']")
+    assert tree.tag == "desktop-frame" and address
+    states = {k.split("}")[1] for k in address[0].attrib if k.startswith(f"{{{atspi.NS['st']}}}")}
+    assert {"editable", "focusable", "showing"} <= states
 
 
 def test_chrome_tabs_over_the_devtools_protocol(scorer, commands_desktop, tmp_path):

@@ -304,7 +304,7 @@ def chrome_pids(desktop) -> list[int]:
 def test_google_chrome_is_chromium_as_osworld_starts_and_stops_it(tmp_path):
     """`google-chrome` runs Chromium as a process named chrome with Chrome's profile folder;
     OSWorld's window names for Chrome find its window; `pkill chrome` ends it, and so does a
-    reset, which also empties the home."""
+    reset, which also empties the home (and ends `nautilus`, a file manager on a folder)."""
     require_desktop_tools()
     with LocalBackend(allow_commands=True).start() as desktop:
         desktop.reset(load_env("osworld"))
@@ -323,8 +323,12 @@ def test_google_chrome_is_chromium_as_osworld_starts_and_stops_it(tmp_path):
                    15, what="pkill chrome to end Chromium")
 
         assert desktop.http.post("/setup/launch", json=chrome).status_code == 200
-        assert desktop.settle().settled  # the screen and Chromium's processes came to rest
+        nautilus = {"command": ["nautilus", "~/Desktop"]}  # PCManFM stands in for it
+        assert desktop.http.post("/setup/launch", json=nautilus).status_code == 200
+        assert desktop.settle().settled  # the screen and the apps' processes came to rest
         assert windows_titled(desktop, "Chromium")
+        assert [w.title for w in desktop.windows() if "pcmanfm" in w.wm_class.lower()] == [
+            "Desktop"]
         desktop.upload(make_document(tmp_path / "notes.docx", seed=1))
         desktop.reset(load_env("osworld"))
         assert not chrome_pids(desktop) and desktop.windows() == []

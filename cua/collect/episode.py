@@ -94,6 +94,7 @@ def run_episode(desktop, spec: EpisodeSpec, agent: Agent | None, agent_format: A
                            agent_format_options=settings.agent_format_options, started=started)
     try:
         record.setup_log = spec.harness.setup(desktop, spec.env)
+        record.setup_seconds = time.time() - started
         if judge is not None:
             png = desktop.screenshot_png()
             record.judge_screenshot = screens.put(png)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from cua.envspec import EnvSpec
@@ -25,6 +26,7 @@ WINDOW_CLASS = {
 CHROMIUM_BINARY = Path("/usr/lib/chromium/chromium")
 CHROME_BINARY = CHROMIUM_BINARY.with_name("chrome")
 CHROME_NAMES = ("google-chrome", "google-chrome-stable")
+LIBREOFFICE_DEFAULT_PROFILE = Path(".config/libreoffice/4/user")  # under the home
 
 # Chromium's window title before the page it was given has loaded.
 BROWSER_BLANK_TITLES = ("Untitled", "New Tab", "about:blank")
@@ -52,35 +54,41 @@ def command(app: str, files: list[Path], home: Path, profile: Path) -> list[str]
     raise ValueError(f"unknown app {app!r}")
 
 
-def chrome_shim(bin_dir: Path) -> None:
-    """`google-chrome` in `bin_dir`, for OSWorld's tasks, which start and stop Google Chrome: it
-    runs Chromium as `chrome` with Chrome's profile folder, ~/.config/google-chrome, which OSWorld's
-    getters read. Nothing is written where Chromium is not installed."""
-    binary = next((b for b in (CHROME_BINARY, CHROMIUM_BINARY) if b.is_file()), None)
-    if binary is None:
-        return
+def program_stand_ins(bin_dir: Path) -> None:
+    """Programs in `bin_dir` that OSWorld's tasks start by the names of apps cua desktops have
+    stand-ins for: `google-chrome` runs Chromium as `chrome` (so `pkill chrome` ends it) with
+    Chrome's profile folder, ~/.config/google-chrome, which OSWorld's getters read, and its
+    accessibility tree on; `nautilus` opens its folder in PCManFM. Each only where its stand-in
+    is installed."""
     bin_dir.mkdir(parents=True, exist_ok=True)
-    script = ("#!/bin/sh\n"
-              f"exec {binary} --no-sandbox --test-type --disable-gpu --disable-dev-shm-usage "
-              "--no-first-run --no-default-browser-check --password-store=basic "
-              '--start-maximized --user-data-dir="$HOME/.config/google-chrome" "$@"\n')
-    for name in CHROME_NAMES:
-        (bin_dir / name).write_text(script)
+    scripts = {}
+    if binary := next((b for b in (CHROME_BINARY, CHROMIUM_BINARY) if b.is_file()), None):
+        scripts |= dict.fromkeys(CHROME_NAMES, (
+            "export ACCESSIBILITY_ENABLED=1\n"
+            f"exec {binary} --no-sandbox --test-type --disable-gpu --disable-dev-shm-usage "
+            "--no-first-run --no-default-browser-check --password-store=basic "
+            '--start-maximized --user-data-dir="$HOME/.config/google-chrome" "$@"'))
+    if shutil.which("pcmanfm"):
+        scripts["nautilus"] = 'exec pcmanfm "$@"'
+    for name, body in scripts.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
 
 
 def seed_home(home: Path, profile: Path, env: EnvSpec) -> None:
-    """Write the settings that keep first-run noise away: LibreOffice registry, GTK caret."""
-    user = profile / "user"
-    user.mkdir(parents=True, exist_ok=True)
-    (user / "registrymodifications.xcu").write_text(_registry(env))
-    for leftover in ("backup", ".lock"):
-        target = user / leftover
-        if target.is_dir():
-            for child in target.iterdir():
-                child.unlink()
-        elif target.exists():
-            target.unlink()
+    """Write the settings that keep first-run noise away: LibreOffice's registry (in cua's
+    profile and in the home's default one, which a plain `libreoffice` started by a task's
+    command uses), GTK's caret."""
+    for user in (profile / "user", home / LIBREOFFICE_DEFAULT_PROFILE):
+        user.mkdir(parents=True, exist_ok=True)
+        (user / "registrymodifications.xcu").write_text(_registry(env))
+        for leftover in ("backup", ".lock"):
+            target = user / leftover
+            if target.is_dir():
+                for child in target.iterdir():
+                    child.unlink()
+            elif target.exists():
+                target.unlink()
     gtk = home / ".config" / "gtk-3.0"
     gtk.mkdir(parents=True, exist_ok=True)
     (gtk / "settings.ini").write_text("[Settings]\ngtk-cursor-blink=false\n"

@@ -31,7 +31,7 @@ from starlette.datastructures import UploadFile
 from Xlib.error import XError
 
 from cua.content.check import content_kind
-from cua.desktop import procs
+from cua.desktop import atspi, procs
 from cua.desktop.ops import OSWORLD_HOME, ActivateWindow, find_window, in_osworld_home
 from cua.desktop.session import Session
 from cua.envspec import APP_CONTENT
@@ -47,8 +47,10 @@ CHUNK = 1 << 20
 # socket (cua.desktop.tunnel); the scorer's Bridge forwards them.
 GUEST_PORTS = {"chromium_port": 9222, "vlc_port": 8080}
 # cua desktops have Chromium where OSWorld's have Google Chrome (`google-chrome` runs Chromium:
-# cua.desktop.apps.chrome_shim): a window OSWorld names by Chrome's title or class is Chromium's.
+# cua.desktop.apps.program_stand_ins): a window OSWorld names by Chrome's title or class is
+# Chromium's.
 CHROME_WINDOW = {"Google Chrome": "Chromium", "google-chrome": "chromium-browser"}
+CHROME_APP = {"Chromium": "Google Chrome"}  # its application in the accessibility tree, likewise
 
 
 class CommandsDisabled(PermissionError):
@@ -306,6 +308,13 @@ def router(session: Session, exclusive: Callable[[], AbstractContextManager],
         # OSWorld reads GNOME Terminal's text over AT-SPI; xterm offers none (and a setup's
         # liveness probe only needs an answer).
         return {"output": None, "status": "success"}
+
+    @api.get("/accessibility")
+    def accessibility() -> JSONResponse:
+        try:
+            return JSONResponse({"AT": atspi.tree_xml(session.env, CHROME_APP)})
+        except OSError as exc:  # no bus, or it stopped answering
+            return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, 503)
 
     @api.post("/setup/change_wallpaper")
     def change_wallpaper(body: PathBody) -> PlainTextResponse:

@@ -47,7 +47,7 @@ class Session:
         for d in (self.home / "Desktop", self.run_dir, root / "tmp"):  # a home as OSWorld's
             d.mkdir(parents=True, exist_ok=True)
         self.run_dir.chmod(0o700)
-        apps.chrome_shim(root / "bin")
+        apps.program_stand_ins(root / "bin")
         self.env = {
             "PATH": f"{root / 'bin'}:{os.environ.get('PATH', '/usr/local/bin:/usr/bin:/bin')}",
             "LANG": "C.UTF-8", "HOME": str(self.home), "TMPDIR": str(root / "tmp"),

@@ -112,11 +112,15 @@ def dry_run(recipe: EvalRecipe) -> dict[str, Runnable]:
     return report
 
 
+def runnable_tasks(recipe: EvalRecipe) -> tuple[list[TaskConfig], dict[str, str]]:
+    """The tasks of the recipe's domains (of its test list, if any) that its desktops can run,
+    and the others of those domains with the reason."""
+    return load_tasks(_task_paths(recipe), recipe.domains, lambda task: problems(task, recipe))
+
+
 def select_tasks(recipe: EvalRecipe) -> tuple[list[TaskConfig], dict[str, str]]:
-    """The supported tasks of the recipe's domains (of its test list, if any), and the others of
-    those domains with the reason."""
-    tasks, unsupported = load_tasks(_task_paths(recipe), recipe.domains,
-                                    lambda task: problems(task, recipe))
+    """The runnable tasks that the recipe's agent can attempt, and the others with the reason."""
+    tasks, unsupported = runnable_tasks(recipe)
     if recipe.model.scripted:
         for task in [t for t in tasks if t.solution is None]:
             unsupported[task.id] = "the scripted expert needs a reference solution (no 'solution')"

@@ -12,7 +12,7 @@ class _Open(BaseModel):
 
 
 class Getter(_Open):
-    """A getter config: `type` plus the getter's own fields (path, dest, multi, gives, rules, …)."""
+    """A getter config: `type` plus the getter's own fields (path, dest, rules, …)."""
 
     type: str
 

@@ -1,7 +1,7 @@
 """Scoring a finished task: run the evaluator's getters and metrics and combine their scores.
 
-The caller runs the evaluator's `postconfig` steps on the desktop first (they save the document and
-export what metrics read) and passes the desktop's file reader as `fetch`.
+The caller runs the evaluator's `postconfig` steps on the desktop first (they save the document) and
+passes the desktop's file reader as `fetch`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def evaluate(evaluator: Evaluator | Mapping[str, Any], fetch: Fetch | None, task
     """Score an evaluator config; no exception from getters or metrics escapes (it scores 0).
 
     Relative local files resolve against `task_dir`; fetched and copied files land in `cache_dir`,
-    which should be fresh for each evaluation (metrics find companion files there by name).
+    which should be fresh for each evaluation.
     """
     try:
         spec = evaluator if isinstance(evaluator, Evaluator) else Evaluator.model_validate(evaluator)

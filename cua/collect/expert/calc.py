@@ -99,14 +99,10 @@ def is_text(value) -> bool:
 
 
 def norm(value):
-    """A JSON-able, hashable, round-trip-stable form of a cell value (numbers as floats with 10
-    significant digits, booleans as numbers, dates as ISO text, '' as None)."""
+    """A JSON-able, hashable, round-trip-stable form of a constant cell value other than a boolean
+    (numbers as floats with 10 significant digits, dates as ISO text, '' as None)."""
     if value is None or value == "":
         return None
-    if value in ("=TRUE()", "=FALSE()"):  # how LibreOffice writes xlsx booleans back
-        return float(value == "=TRUE()")
-    if isinstance(value, bool):
-        return float(value)
     if is_number(value):
         return float(f"{float(value):.10g}")
     if isinstance(value, (datetime, date, time)):
@@ -302,7 +298,8 @@ def find_table(wb, sheet: str, ref: str) -> Table | None:
 EMPTY = {"method": "eq", "ref": None}
 BOLD = {"method": "eq", "ref": True}
 NOT_BOLD = {"method": "ne", "ref": True}  # False, or None for an empty cell
-# `norm` writes dates as ISO text, while compare_table reads them as datetimes: no rule names them.
+# `norm` writes dates as ISO text, while compare_table reads them as numbers: no rule names them.
+# Nor boolean cells, which compare_table (as OSWorld's) reads as no value: families leave them out.
 ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d(T[\d:.]+)?|\d\d:\d\d:\d\d(\.\d+)?")
 
 
@@ -481,8 +478,8 @@ class SortRange(CalcFamily):
         for table in tables(wb, min_rows=4):
             ws = wb[table.sheet]
             body = [[ws.cell(r, c).value for c in table.cols] for r in table.body]
-            if any(v == "" or is_formula(v) for row in body for v in row):
-                continue
+            if any(v == "" or is_formula(v) or isinstance(v, bool) for row in body for v in row):
+                continue  # (OSWorld reads boolean cells as no value: no rule can name them)
             for i, col in enumerate(table.cols):
                 keys = [row[i] for row in body]
                 if not numeric_column(keys, allow_blanks=False) or len(set(keys)) < 3:
@@ -708,7 +705,7 @@ class InsertColumn(CalcFamily):
         header = table.headers[col - table.left]
         letter = get_column_letter(col)
         cells = [[r, c, norm(v)] for (r, c), v in sorted(filled(wb[table.sheet]).items())
-                 if not is_formula(v) and norm(v) is not None]
+                 if not is_formula(v) and not isinstance(v, bool) and norm(v) is not None]
         params = {"sheet": table.sheet, "column": letter, "col": col, "header": header,
                   "table": table.ref, "cells": cells}
         instruction = (f"In the sheet '{table.sheet}', insert an empty column before column "

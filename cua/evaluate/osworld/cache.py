@@ -18,6 +18,10 @@ from pydantic import BaseModel
 from cua.evaluate.taskconfig import TaskConfig
 
 MANIFEST = "sha256.json"
+# desktop-env's `update_browse_history` step writes visits into an empty Chrome history that it
+# takes from the task's cache as `history_new.sqlite`, downloading it from here when absent.
+BROWSE_HISTORY = ("https://huggingface.co/datasets/xlangai/ubuntu_osworld_file_cache/resolve/main/"
+                  "chrome/44ee5668-ecd5-4366-a6ce-c1c9b8d4e938/history_empty.sqlite?download=true")
 
 
 class CacheEntry(BaseModel):
@@ -41,11 +45,15 @@ def download_name(url: str, vm_path: str) -> str:
 
 
 def cache_entries(task: TaskConfig) -> list[CacheEntry]:
-    """Every file `task` fetches over the network: its setup's and postconfig's downloads and
-    its evaluator's `cloud_file` getters."""
+    """Every file `task` fetches over the network: its setup's and postconfig's downloads, the
+    empty browsing history its `update_browse_history` steps fill, and its evaluator's
+    `cloud_file` getters."""
+    steps = [*task.config, *task.evaluator.postconfig]
     entries = [CacheEntry(url=f["url"], name=download_name(f["url"], f["path"]))
-               for step in [*task.config, *task.evaluator.postconfig] if step.type == "download"
+               for step in steps if step.type == "download"
                for f in step.parameters.get("files", [])]
+    if any(step.type == "update_browse_history" for step in steps):
+        entries.append(CacheEntry(url=BROWSE_HISTORY, name="history_new.sqlite"))
     for call in task.evaluator.calls():
         for getter in (call.result, call.expected):
             if getter is None or getter.type != "cloud_file":

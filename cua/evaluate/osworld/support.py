@@ -11,18 +11,17 @@ from pydantic import BaseModel
 from cua.evaluate.taskconfig import TaskConfig
 
 ACCOUNT = "needs a Google account and its credentials, which no user of this run has"
-ACCESSIBILITY = ("reads Chrome's address bar from the accessibility tree (/accessibility), which "
-                 "cua desktops do not serve yet")
 # OSWorld's related_apps names of apps cua desktops do not have, with the reason.
 MISSING_APPS = {
     "gimp": "GIMP", "image": "GIMP", "vscode": "VS Code", "vs_code": "VS Code",
     "thunderbird": "Thunderbird", "vlc": "VLC", "ubuntu_media_player": "VLC", "picard": "Picard",
 }
 # Programs OSWorld's steps and command getters run that are not in cua desktops (`google-chrome`
-# is: Chromium stands in for it, see cua.desktop.apps.chrome_shim).
+# and `nautilus` are: Chromium and PCManFM stand in for them, see
+# cua.desktop.apps.program_stand_ins).
 MISSING_PROGRAMS = {
     "code": "VS Code", "gimp": "GIMP", "thunderbird": "Thunderbird",
-    "/usr/bin/thunderbird": "Thunderbird", "vlc": "VLC", "nautilus": "Nautilus",
+    "/usr/bin/thunderbird": "Thunderbird", "vlc": "VLC",
     "gsettings": "GNOME's gsettings", "gio": "GNOME's gio", "pulseaudio": "PulseAudio",
     "timedatectl": "systemd's timedatectl", "update-desktop-database": "desktop-file-utils",
     "apt": "apt (no package installs in a desktop)", "sudo": "sudo (no root in a desktop)",
@@ -32,7 +31,7 @@ COMMAND_GETTERS = {"vm_command_line", "vm_command_error"}
 COMMAND_STEPS = {"execute", "command", "launch", "execute_with_verification"}
 UNSUPPORTED_STEPS = {"googledrive": ACCOUNT, "login": ACCOUNT}
 UNSUPPORTED_GETTERS = {
-    "googledrive_file": ACCOUNT, "active_url_from_accessTree": ACCESSIBILITY,
+    "googledrive_file": ACCOUNT,
     **dict.fromkeys(["vlc_config", "vlc_playing_info", "default_video_player"], "needs VLC"),
     "gimp_config_file": "needs GIMP", "vscode_config": "needs VS Code",
 }

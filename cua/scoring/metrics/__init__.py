@@ -1,31 +1,26 @@
-"""Metrics by OSWorld name. Each is called as `metric(result, expected, **options)` (or
-`metric(result, **options)` when the task has no expected getter) and returns a float in [0, 1],
-a `Score` carrying the reason when it falls short. `check_slides` and `check_paragraphs` are cua's
-own (see `rules`): OSWorld has no such metrics."""
+"""The metrics cua scores its own task families with (OSWorld's own tasks are scored by
+desktop-env). Each is called as `metric(result, expected, **options)` (or `metric(result, **options)`
+when the task has no expected getter) and returns a float in [0, 1], a `Score` carrying the reason
+when it falls short. `compare_table` is OSWorld's metric for the rules the Calc families emit, read
+as OSWorld reads workbooks (see `table`); `check_slides` and `check_paragraphs` are cua's own (see
+`rules`): OSWorld has no such metrics."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cua.scoring.metrics import rules, slides, table
+from cua.scoring.metrics import rules, table
 from cua.scoring.metrics.base import Score, fail, match_rule
-from cua.scoring.metrics.docs import compare_docx_files
-from cua.scoring.metrics.general import check_include_exclude, exact_match
 
 METRICS: dict[str, Callable[..., float]] = {
     "compare_table": table.compare_table,
-    "compare_pptx_files": slides.compare_pptx_files,
-    "compare_docx_files": compare_docx_files,
-    "check_include_exclude": check_include_exclude,
-    "exact_match": exact_match,
     "check_slides": rules.check_slides,
     "check_paragraphs": rules.check_paragraphs,
 }
 CUA_ONLY = ("check_slides", "check_paragraphs")  # cua's own: OSWorld has no such metrics
 OPTION_CHECKS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "compare_table": table.options_problem,
-    "compare_pptx_files": slides.options_problem,
     "check_slides": rules.options_problem,
     "check_paragraphs": rules.options_problem,
 }

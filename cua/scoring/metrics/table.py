@@ -1,89 +1,164 @@
-"""`compare_table`: OSWorld's spreadsheet metric, a sequence of rules over a result and an expected
-workbook.
+"""`compare_table`: OSWorld's spreadsheet metric, for the two rule types cua's Calc families emit.
+Workbooks are read the way OSWorld's own `compare_table` (desktop-env) reads them, so that a task
+scores the same here as there; tests/test_metric_parity.py holds the two side by side on real
+workbooks.
 
 Sheets are named as in OSWorld: an int or "RI0" is the result's first sheet, "RNSheet1" the result's
-sheet named Sheet1, "EI0"/"ENSheet1" the same in the expected workbook. Supported rule types:
+sheet named Sheet1, "EI0"/"ENSheet1" the same in the expected workbook. Rules:
 
-- `sheet_name`: both workbooks have the same sheet names in the same order.
-- `sheet_data`: `sheet_idx0` and `sheet_idx1` hold the same cell values (cached formula results), read
-  as pandas' `read_excel` reads them (trailing empty rows and columns dropped, error cells and
-  "NA"-like strings empty) with numbers rounded to `precision` decimals (4).
-- `sheet_print`: the printed sheets are the same lines (`ignore_case`); printed values come from the
-  CSV export LibreOffice writes next to the workbook as `<stem>-<sheet>.csv` (a task's postconfig
-  runs `libreoffice --convert-to csv …`).
-- `sheet_fuzzy`: per `rules[]` entry, every cell of `range` compares `includes` / `included_by` /
-  `exact_match` / `fuzzy_match` (`threshold`, 85) after `normalization`, `trim_leadings`,
-  `trim_trailings`, `ignore_chars` and `ignore_case`.
-- `style`: the style `props` of every cell are equal, with `cellIs` conditional formats applied.
-- `freeze`: the same frozen rows and columns.
-- `zoom`: the zoom of `sheet_idx` matches the `method`/`ref` rule.
-- `check_cell`: cell `coordinate` of `sheet_idx` matches each `props` rule (`value` or a style prop).
+- `check_cell`: cell `coordinate` of `sheet_idx` matches each `props` rule. `value` is read from the
+  sheet's XML part as OSWorld reads it: the part is `xl/worksheets/sheet<sheetId>.xml`, named by the
+  sheet's `sheetId` (a workbook whose parts are numbered otherwise reads as empty, or reads another
+  sheet's cells, as in OSWorld; LibreOffice numbers them so), the cell by its `r` attribute; numbers
+  (dates too) are floats, shared strings their text, formula strings and errors ("#DIV/0!") their
+  stripped text, booleans None. Inline strings, which LibreOffice never writes, are their text (OSWorld
+  strips them, and reads one with attributes or runs as no text). `font_bold` is the cell's font
+  weight, None for an empty cell.
+- `sheet_data`: `sheet_idx0` and `sheet_idx1` hold the same data as pandas' `read_excel` reads it:
+  the first row gives the column labels, trailing empty rows and cells are dropped (error cells
+  count as filled but read as empty, as do "NA"-like strings below the first row), and each column
+  compares by its kind (int, float, bool, datetime or object) and values, floats rounded to
+  `precision` decimals (4) as numpy rounds them. pandas also converts some columns it reads (numeric
+  text to numbers, "True"/"False" to booleans, booleans beside empty cells to numbers); this reading
+  does not, so two sheets that differ only so are unequal here and equal in OSWorld. The one family
+  that emits the rule, rename_sheet, compares a sheet with itself.
+
+A result workbook openpyxl cannot open fails the metric, whichever rules it has, as in OSWorld.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
-from collections.abc import Callable, Iterator, Mapping
-from functools import cached_property
+import zipfile
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from xml.etree.ElementTree import Element
 
 import openpyxl
-from openpyxl.cell.cell import MergedCell
-from openpyxl.styles.colors import COLOR_INDEX, Color
-from openpyxl.utils.cell import coordinate_from_string, get_column_letter, range_boundaries
-from openpyxl.worksheet.worksheet import Worksheet
-from rapidfuzz import fuzz
+from defusedxml.ElementTree import fromstring
+from openpyxl.utils import get_column_letter
 
 from cua.scoring.metrics.base import Score, fail, match_rule, method_supported
 
-PAIR = ("sheet_idx0", "sheet_idx1")
 SHEET_KEYS: dict[str, tuple[str, ...]] = {  # rule type -> its sheet reference fields
-    "sheet_name": (), "sheet_data": PAIR, "sheet_print": PAIR, "sheet_fuzzy": PAIR, "style": PAIR,
-    "freeze": PAIR, "zoom": ("sheet_idx",), "check_cell": ("sheet_idx",),
+    "sheet_data": ("sheet_idx0", "sheet_idx1"), "check_cell": ("sheet_idx",),
 }
-STYLE_PROPS = {"number_format", "font_name", "font_family", "font_color", "font_bold", "font_italic",
-               "font_underline", "font_size", "fill_type", "bgcolor", "fgcolor", "hyperlink", "merge"}
-FUZZY_TYPES = {"includes", "included_by", "exact_match", "fuzzy_match"}
+CELL_PROPS = {"value", "font_bold"}
+SHEET_REF = re.compile(r"(RI|EI)(\d+)|(RN|EN)(.+)", re.DOTALL)
+NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 # Strings pandas.read_excel reads as missing values.
 NA_STRINGS = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
               "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
-CF_OPERATORS: dict[str, Callable[[Any, list[Any]], bool]] = {
-    "lessThan": lambda v, r: v < r[0],
-    "lessThanOrEqual": lambda v, r: v <= r[0],
-    "equal": lambda v, r: v == r[0],
-    "notEqual": lambda v, r: v != r[0],
-    "greaterThanOrEqual": lambda v, r: v >= r[0],
-    "greaterThan": lambda v, r: v > r[0],
-    "between": lambda v, r: min(r) <= v <= max(r),
-    "notBetween": lambda v, r: not min(r) <= v <= max(r),
-}
-SHEET_REF = re.compile(r"(RI|EI)(\d+)|(RN|EN)(.+)", re.DOTALL)
+
+
+class _Error:
+    """An error cell ("#DIV/0!"): pandas reads it as missing, yet it keeps its row and column."""
+
+    def __repr__(self) -> str:
+        return "#ERROR"
+
+
+ERROR = _Error()
+
+Frame = tuple[tuple, list[tuple[str, tuple]]]  # column labels, (kind, values) of each column
 
 
 class Book:
-    """A workbook file, opened on first use for cached values and for formulas and styles."""
+    """A workbook file, opened with openpyxl for its sheet names and styles at once (a file openpyxl
+    cannot open raises); cell values and sheet data are read on first use."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-
-    @cached_property
-    def values(self) -> openpyxl.Workbook:
-        return self._load(data_only=True)
-
-    @cached_property
-    def styles(self) -> openpyxl.Workbook:
-        return self._load(data_only=False)
-
-    def _load(self, data_only: bool) -> openpyxl.Workbook:
-        with warnings.catch_warnings():  # openpyxl warns about every extension it drops
-            warnings.simplefilter("ignore")
-            return openpyxl.load_workbook(self.path, data_only=data_only)
+        self.styles = _load(self.path)
+        self._data: openpyxl.Workbook | None = None
+        self._parts: dict[str, dict[str, Element]] = {}
+        self._frames: dict[tuple[str, int], Frame | None] = {}
+        self._strings: list[str] | None = None
 
     @property
     def sheet_names(self) -> list[str]:
-        return self.values.sheetnames
+        return self.styles.sheetnames
+
+    def close(self) -> None:
+        if self._data is not None:
+            self._data.close()
+
+    def cell_value(self, sheet: str, coordinate: str) -> Any:
+        """The cell's value as OSWorld's `read_cell_value` gives it (see the module docstring)."""
+        if sheet not in self._parts:
+            self._parts[sheet] = self._part(sheet)
+        cell = self._parts[sheet].get(coordinate)
+        if cell is None:
+            return None
+        kind = cell.get("t", "n")
+        if kind == "inlineStr":  # LibreOffice never writes these; openpyxl does
+            inline = cell.find(f"{NS}is")
+            return None if inline is None else "".join(t.text or "" for t in inline.iter(f"{NS}t"))
+        if kind not in ("n", "s", "str", "e"):
+            return None  # booleans and ISO dates
+        value = _text(cell.find(f"{NS}v"))
+        try:
+            if kind == "n":
+                return float(value)
+            if kind == "s":
+                return self._shared_strings()[int(value)]
+        except (TypeError, ValueError, IndexError):
+            return None
+        return value
+
+    def _part(self, sheet: str) -> dict[str, Element]:
+        """The cells of the sheet's XML part by their `r` attribute (first one wins); none when the
+        part cannot be found or read."""
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                workbook = fromstring(archive.read("xl/workbook.xml"))
+                ids = {s.get("name"): s.get("sheetId")
+                       for s in workbook.iterfind(f".//{NS}sheets/{NS}sheet")}
+                root = fromstring(archive.read(f"xl/worksheets/sheet{ids[sheet]}.xml"))
+        except Exception:  # noqa: BLE001 - as in OSWorld, an unreadable part holds no values
+            return {}
+        cells: dict[str, Element] = {}
+        for row in root.iter(f"{NS}row"):
+            for cell in row.iterfind(f"{NS}c"):
+                cells.setdefault(cell.get("r"), cell)
+        return cells
+
+    def _shared_strings(self) -> list[str]:
+        """The shared strings, each the text of all its runs; none at all when the part is missing
+        or unreadable, or when any run is empty (OSWorld's reader then drops them all)."""
+        if self._strings is None:
+            self._strings = []
+            try:
+                with zipfile.ZipFile(self.path) as archive:
+                    root = fromstring(archive.read("xl/sharedStrings.xml"))
+            except Exception:  # noqa: BLE001 - as in OSWorld
+                return self._strings
+            for table in root.iter(f"{NS}sst"):
+                for item in table.iterfind(f"{NS}si"):
+                    texts = [t.text for t in item.iter(f"{NS}t")]
+                    if any(text is None for text in texts):
+                        self._strings = []
+                        return self._strings
+                    self._strings.append("".join(texts))
+        return self._strings
+
+    def frame(self, sheet: str, precision: int) -> Frame | None:
+        """The sheet as pandas' read_excel reads it (see the module docstring); None when it is not
+        a worksheet of the book."""
+        key = (sheet, precision)
+        if key not in self._frames:
+            if self._data is None:
+                self._data = _load(self.path, read_only=True, data_only=True, keep_links=False)
+            ws = self._data[sheet] if sheet in self._data.sheetnames else None
+            with warnings.catch_warnings():  # a read-only sheet reads (and warns) as it goes
+                warnings.simplefilter("ignore")
+                self._frames[key] = None if ws is None or ws in self._data.chartsheets else _frame(
+                    ws, precision)
+        return self._frames[key]
 
 
 def options_problem(options: Mapping[str, Any]) -> str | None:
@@ -98,26 +173,15 @@ def options_problem(options: Mapping[str, Any]) -> str | None:
         for key in SHEET_KEYS[kind]:
             if not _valid_ref(rule.get(key)):
                 return f"rule {i} ({kind}): bad sheet reference {key}={rule.get(key)!r}"
-        props = rule.get("props", {} if kind == "check_cell" else [])
-        if kind == "style" and (not isinstance(props, list) or set(props) - STYLE_PROPS):
-            return f"rule {i} (style): unsupported props {props!r}"
         if kind == "check_cell":
+            props = rule.get("props")
             if not isinstance(rule.get("coordinate"), str) or not isinstance(props, dict) or not props:
                 return f"rule {i} (check_cell) needs a coordinate and props"
             for prop, check in props.items():
-                if prop != "value" and prop not in STYLE_PROPS:
+                if prop not in CELL_PROPS:
                     return f"rule {i} (check_cell): unsupported prop {prop!r}"
                 if not isinstance(check, dict) or not method_supported(check.get("method")):
                     return f"rule {i} (check_cell): unsupported method in {prop}: {check!r}"
-        if kind == "zoom" and not method_supported(rule.get("method")):
-            return f"rule {i} (zoom): unsupported method {rule.get('method')!r}"
-        if kind == "sheet_fuzzy":
-            subs = rule.get("rules")
-            if not isinstance(subs, list) or not subs:
-                return f"rule {i} (sheet_fuzzy) needs a list of rules"
-            for sub in subs:
-                if not isinstance(sub, dict) or sub.get("type") not in FUZZY_TYPES or "range" not in sub:
-                    return f"rule {i} (sheet_fuzzy): unsupported sub-rule {sub!r}"
     return None
 
 
@@ -125,121 +189,69 @@ def compare_table(result: str | None, expected: str | None = None, **options: An
     """Score 1 when every rule in `options["rules"]` holds (see the module docstring), else 0."""
     if result is None:
         return fail("no result workbook")
-    books = (Book(result), Book(expected) if expected is not None else None)
-    for i, rule in enumerate(options["rules"]):
-        reason = RULE_CHECKS[rule["type"]](rule, *books)
-        if reason:
-            return fail(f"rule {i} ({rule['type']}): {reason}")
-    return Score(1.0)
+    books = [Book(result)]
+    try:
+        books.append(Book(expected) if expected is not None else None)
+        for i, rule in enumerate(options["rules"]):
+            reason = RULE_CHECKS[rule["type"]](rule, *books)
+            if reason:
+                return fail(f"rule {i} ({rule['type']}): {reason}")
+        return Score(1.0)
+    finally:
+        for book in books:
+            if book is not None:
+                book.close()
 
 
 # -- rules: each returns the reason it fails, or "" ----------------------------------------------
 
 
-def _sheet_name(rule: Mapping, result: Book, expected: Book | None) -> str:
-    names = result.sheet_names, _need(expected).sheet_names
-    return "" if names[0] == names[1] else f"sheet names {names[0]} != {names[1]}"
-
-
 def _sheet_data(rule: Mapping, result: Book, expected: Book | None) -> str:
     precision = rule.get("precision", 4)
-    grids = []
+    frames = []
     for key in ("sheet_idx0", "sheet_idx1"):
         book, name = _resolve(rule[key], result, expected)
-        if name is None:
-            return f"{rule[key]!r}: no such sheet in the result"
-        grids.append(_grid(book.values[name], precision))
-    if grids[0] == grids[1]:
-        return ""
-    return _first_difference(*grids)
-
-
-def _sheet_print(rule: Mapping, result: Book, expected: Book | None) -> str:
-    printed = []
-    for key in ("sheet_idx0", "sheet_idx1"):
-        book, name = _resolve(rule[key], result, expected)
-        if name is None:
-            return f"{rule[key]!r}: no such sheet in the result"
-        lines = _printed(book.path.with_name(f"{book.path.stem}-{name}.csv"))
-        printed.append([line.lower() for line in lines] if rule.get("ignore_case") else lines)
-    return "" if printed[0] == printed[1] else _first_difference(*printed)
-
-
-def _sheet_fuzzy(rule: Mapping, result: Book, expected: Book | None) -> str:
-    sheets = []
-    for key in ("sheet_idx0", "sheet_idx1"):
-        book, name = _resolve(rule[key], result, expected)
-        if name is None:
-            return f"{rule[key]!r}: no such sheet in the result"
-        sheets.append(book.values[name])
-    for sub in rule["rules"]:
-        for coordinate in _cells(sub["range"]):
-            a, b = (_fuzzy_text(sheet[coordinate].value, sub) for sheet in sheets)
-            kind = sub["type"]
-            ok = (b in a if kind == "includes" else a in b if kind == "included_by"
-                  else a == b if kind == "exact_match" else fuzz.ratio(a, b) >= sub.get("threshold", 85.0))
-            if not ok:
-                return f"{coordinate}: {a!r} {kind} {b!r} fails"
-    return ""
-
-
-def _style(rule: Mapping, result: Book, expected: Book | None) -> str:
-    props = rule.get("props", [])
-    styles = []
-    for key in ("sheet_idx0", "sheet_idx1"):
-        book, name = _resolve(rule[key], result, expected)
-        if name is None:
-            return f"{rule[key]!r}: no such sheet in the result"
-        styles.append((book.styles[name], book.values[name]))
-    coordinates = {c.coordinate for ws, _ in styles for row in ws.iter_rows() for c in row}
-    for coordinate in sorted(coordinates, key=_cell_order):
-        a, b = (_styled(ws, values, coordinate, props) for ws, values in styles)
+        frame = book.frame(name, precision) if name is not None else None
+        if frame is None:
+            return f"{rule[key]!r}: no such worksheet"
+        frames.append(frame)
+    (labels0, columns0), (labels1, columns1) = frames
+    if labels0 != labels1:
+        return f"column labels {labels0} != {labels1}"
+    for j, (a, b) in enumerate(zip(columns0, columns1)):
         if a != b:
-            return f"{coordinate}: {dict(zip(props, a))} != {dict(zip(props, b))}"
+            return f"column {get_column_letter(j + 1)} ({labels0[j]!r}): {_difference(a, b)}"
     return ""
-
-
-def _freeze(rule: Mapping, result: Book, expected: Book | None) -> str:
-    keys = []
-    for key in ("sheet_idx0", "sheet_idx1"):
-        book, name = _resolve(rule[key], result, expected)
-        if name is None:
-            return f"{rule[key]!r}: no such sheet in the result"
-        keys.append(_freeze_key(book.styles[name]))
-    return "" if keys[0] == keys[1] else f"freeze {keys[0]} != {keys[1]}"
-
-
-def _zoom(rule: Mapping, result: Book, expected: Book | None) -> str:
-    book, name = _resolve(rule["sheet_idx"], result, expected)
-    if name is None:
-        return f"{rule['sheet_idx']!r}: no such sheet in the result"
-    zoom = book.styles[name].sheet_view.zoomScale or 100
-    return "" if match_rule(zoom, rule) else f"zoom {zoom} fails {rule['method']} {rule.get('ref')!r}"
 
 
 def _check_cell(rule: Mapping, result: Book, expected: Book | None) -> str:
     book, name = _resolve(rule["sheet_idx"], result, expected)
-    if name is None:
-        return f"{rule['sheet_idx']!r}: no such sheet in the result"
+    if name is None or name not in book.sheet_names:
+        return f"{rule['sheet_idx']!r}: no such sheet"
     coordinate = rule["coordinate"]
+    cell = book.styles[name][coordinate]
     for prop, check in rule["props"].items():
         if prop == "value":
-            value = _cell_value(book.values[name][coordinate].value)
+            value = book.cell_value(name, coordinate)
         else:
-            value = _cell_style(prop, book.styles[name][coordinate])
+            value = cell.font.b if cell.value is not None else None
         if not match_rule(value, check):
             return f"{coordinate}.{prop} = {value!r} fails {check['method']} {check.get('ref')!r}"
     return ""
 
 
 RULE_CHECKS: dict[str, Callable[[Mapping, Book, Book | None], str]] = {
-    "sheet_name": _sheet_name, "sheet_data": _sheet_data, "sheet_print": _sheet_print,
-    "sheet_fuzzy": _sheet_fuzzy, "style": _style, "freeze": _freeze, "zoom": _zoom,
-    "check_cell": _check_cell,
+    "sheet_data": _sheet_data, "check_cell": _check_cell,
 }
 
 
 # -- reading -------------------------------------------------------------------------------------
+
+
+def _load(path: Path, **options: Any) -> openpyxl.Workbook:
+    with warnings.catch_warnings():  # openpyxl warns about every extension it drops
+        warnings.simplefilter("ignore")
+        return openpyxl.load_workbook(path, **options)
 
 
 def _valid_ref(ref: Any) -> bool:
@@ -247,15 +259,9 @@ def _valid_ref(ref: Any) -> bool:
         isinstance(ref, str) and SHEET_REF.fullmatch(ref) is not None)
 
 
-def _need(book: Book | None) -> Book:
-    if book is None:
-        raise ValueError("this rule needs an expected workbook")
-    return book
-
-
 def _resolve(ref: int | str, result: Book, expected: Book | None) -> tuple[Book, str | None]:
-    """The workbook and sheet name `ref` names; the name is None when the result lacks that sheet (a
-    failed task), while a missing expected sheet is an error in the task."""
+    """The workbook and sheet name `ref` names; the name is None when an index is past its last
+    sheet. A missing expected workbook is an error in the task."""
     if not _valid_ref(ref):
         raise ValueError(f"bad sheet reference {ref!r}")
     if isinstance(ref, int):
@@ -263,180 +269,80 @@ def _resolve(ref: int | str, result: Book, expected: Book | None) -> tuple[Book,
     else:
         match = SHEET_REF.fullmatch(ref)
         side, index, name = ref[0], int(match.group(2)) if match.group(1) else None, match.group(4)
-    book = result if side == "R" else _need(expected)
-    names = book.sheet_names
+    if side == "E" and expected is None:
+        raise ValueError(f"{ref!r} needs an expected workbook")
+    book = result if side == "R" else expected
     if index is not None:
-        name = names[index] if index < len(names) else None
-    elif name not in names:
-        name = None
-    if name is None and side == "E":
-        raise ValueError(f"the expected workbook has no sheet {ref!r}")
+        name = book.sheet_names[index] if index < len(book.sheet_names) else None
     return book, name
 
 
-def _normalise(value: Any, precision: int) -> Any:
-    if isinstance(value, str):
-        return None if value in NA_STRINGS else value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return round(float(value), precision) + 0.0
-    return value
+def _text(element: Element | None) -> Any:
+    """An element's text as OSWorld's reader (xmltodict) gives it: stripped, None when empty or
+    absent, and a mapping, equal to no text or number, when the element has attributes."""
+    if element is None:
+        return None
+    text = (element.text or "").strip() or None
+    return {**element.attrib, "#text": text} if element.attrib else text
 
 
-def _grid(ws: Worksheet, precision: int) -> list[tuple]:
-    """Cell values row by row as pandas reads them, trailing empty cells and rows dropped."""
+def _frame(ws: Any, precision: int) -> Frame:
+    ws.reset_dimensions()  # read the rows the sheet holds, not the size it claims
     rows = []
-    for row in ws.iter_rows():
-        values = [None if cell.data_type == "e" else _normalise(cell.value, precision) for cell in row]
+    for row in ws.rows:
+        values = [_pandas_cell(cell) for cell in row]
         while values and values[-1] is None:
             values.pop()
-        rows.append(tuple(values))
+        rows.append(values)
     while rows and not rows[-1]:
         rows.pop()
-    return rows
+    width = max(map(len, rows), default=0)
+    rows = [row + [None] * (width - len(row)) for row in rows]
+    labels = tuple(rows[0]) if rows else ()
+    return labels, [_column([row[j] for row in rows[1:]], precision) for j in range(width)]
 
 
-def _first_difference(a: list, b: list) -> str:
-    for i, (x, y) in enumerate(zip(a, b), 1):
-        if x != y:
-            return f"row {i}: {x!r} != {y!r}"
-    return f"{len(a)} rows != {len(b)} rows"
-
-
-def _printed(csv: Path) -> list[str]:
-    if not csv.is_file():
-        raise FileNotFoundError(f"{csv.name}: no printed export of the sheet (the task's postconfig "
-                                "must convert the workbook to CSV)")
-    data = csv.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    lines = [line.strip() for line in text.splitlines()]
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines
-
-
-def _cells(ranges: str | list[str]) -> Iterator[str]:
-    for text in [ranges] if isinstance(ranges, str) else ranges:
-        for part in text.split():
-            min_col, min_row, max_col, max_row = range_boundaries(part)
-            for row in range(min_row, max_row + 1):
-                for col in range(min_col, max_col + 1):
-                    yield f"{get_column_letter(col)}{row}"
-
-
-def _cell_order(coordinate: str) -> tuple[int, str]:
-    column, row = coordinate_from_string(coordinate)
-    return row, column.rjust(3)
-
-
-def _cell_value(value: Any) -> Any:
-    """A cell's stored value as OSWorld reads it: numbers as floats."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+def _pandas_cell(cell: Any) -> Any:
+    """A cell as pandas converts it: numbers as ints when whole, errors as ERROR, empty (or empty
+    text) as None."""
+    value = cell.value
+    if value is None or value == "":
+        return None
+    if cell.data_type == "e":
+        return ERROR
+    if cell.data_type == "n" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value) if math.isfinite(value) and int(value) == value else float(value)
     return value
 
 
-def _fuzzy_text(value: Any, sub: Mapping[str, Any]) -> str:
-    text = "" if value is None else str(_cell_value(value))
-    for old, new in sub.get("normalization", []):
-        text = text.replace(old, new)
-    if "trim_leadings" in sub:
-        text = text.lstrip(sub["trim_leadings"])
-    if "trim_trailings" in sub:
-        text = text.rstrip(sub["trim_trailings"])
-    if "ignore_chars" in sub:
-        text = "".join(ch for ch in text if ch not in sub["ignore_chars"])
-    return text.lower() if sub.get("ignore_case") else text
+def _column(values: list[Any], precision: int) -> tuple[str, tuple]:
+    """A column's kind and values, as pandas types and rounds it."""
+    values = [None if v is ERROR or (isinstance(v, str) and v in NA_STRINGS) else v for v in values]
+    present = [v for v in values if v is not None]
+    full = len(present) == len(values)
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        if full and present and all(isinstance(v, int) for v in present):
+            return "int", tuple(values)
+        return "float", tuple(None if v is None else _round(float(v), precision) for v in values)
+    if full and all(isinstance(v, bool) for v in present):
+        return "bool", tuple(values)
+    if all(isinstance(v, datetime) for v in present):
+        return "datetime", tuple(values)
+    return "object", tuple(values)
 
 
-def _color(color: Color | None) -> str | None:
-    """An aRGB string for a colour (theme colours as "theme:N")."""
-    if color is None:
-        return None
-    if color.type == "rgb":
-        return color.rgb
-    if color.type == "indexed":
-        return "FF" + COLOR_INDEX[color.indexed][2:] if color.indexed < len(COLOR_INDEX) else None
-    return f"{color.type}:{color.value}"
+def _round(value: float, precision: int) -> float:
+    """numpy's rounding: scale, round half to even, scale back."""
+    scale = 10.0 ** precision
+    scaled = value * scale
+    return round(scaled) / scale if math.isfinite(scaled) else value
 
 
-def _cell_style(prop: str, cell: Any, dxf: Any = None) -> Any:
-    """One style property of a cell, or of the differential style `dxf` a conditional format applies.
-    Font and number-format props of an empty cell are None, as in OSWorld."""
-    empty = cell.value is None
-    if prop == "merge":
-        return isinstance(cell, MergedCell)
-    if prop == "hyperlink":
-        return None if empty else (cell.hyperlink.target if cell.hyperlink else "")
-    if prop in ("fill_type", "bgcolor", "fgcolor"):
-        fill = dxf.fill if dxf is not None else cell.fill
-        if fill is None:
-            return None
-        if prop == "fill_type":
-            return fill.tagname
-        return _color(getattr(fill, "bgColor" if dxf is not None else "fgColor", None))
-    if empty:
-        return None
-    if prop == "number_format":
-        if cell.data_type != "n":
-            return None
-        return (dxf.numFmt.formatCode if dxf.numFmt else None) if dxf is not None else cell.number_format
-    font = dxf.font if dxf is not None else cell.font
-    if font is None:
-        return None
-    return {"font_name": lambda: font.name, "font_family": lambda: font.family,
-            "font_color": lambda: _color(font.color), "font_bold": lambda: font.b,
-            "font_italic": lambda: font.i, "font_underline": lambda: font.u,
-            "font_size": lambda: font.sz}[prop]()
-
-
-def _styled(ws: Worksheet, values: Worksheet, coordinate: str, props: list[str]) -> list[Any]:
-    """The cell's style props, from the last `cellIs` conditional format that applies to it if any."""
-    cell = ws[coordinate]
-    dxf = None
-    value = values[coordinate].value
-    if value is not None:
-        for cf in ws.conditional_formatting:
-            if coordinate in cf.sqref:
-                for cf_rule in cf.rules:
-                    if _cf_applies(cf_rule, value, values):
-                        dxf = cf_rule.dxf
-    return [_cell_style(prop, cell, dxf) for prop in props]
-
-
-def _cf_applies(cf_rule: Any, value: Any, values: Worksheet) -> bool:
-    if cf_rule.type != "cellIs" or cf_rule.operator not in CF_OPERATORS:
-        raise NotImplementedError(f"conditional format {cf_rule.type}/{cf_rule.operator} is not supported")
-    refs = [_cf_operand(formula, values) for formula in cf_rule.formula]
-    try:
-        return CF_OPERATORS[cf_rule.operator](value, refs)
-    except TypeError:
-        return False
-
-
-def _cf_operand(formula: str, values: Worksheet) -> Any:
-    """A conditional format's operand: a number, a quoted string or a single cell reference."""
-    formula = formula.strip()
-    if formula.startswith('"') and formula.endswith('"'):
-        return formula[1:-1].replace('""', '"')
-    try:
-        return float(formula)
-    except ValueError:
-        pass
-    if re.fullmatch(r"\$?[A-Z]{1,3}\$?\d+", formula):
-        return _cell_value(values[formula.replace("$", "")].value)
-    raise NotImplementedError(f"conditional format operand {formula!r} is not supported")
-
-
-def _freeze_key(ws: Worksheet) -> tuple:
-    """Frozen columns and rows; scroll position is not part of it."""
-    pane = ws.sheet_view.pane
-    if pane is None:
-        return ("none",)
-    split = (int(pane.xSplit or 0), int(pane.ySplit or 0))
-    if (pane.state or "").lower() in ("frozen", "frozensplit"):
-        return ("frozen", *split)
-    return ("split", *split, pane.topLeftCell)
-
+def _difference(a: tuple[str, tuple], b: tuple[str, tuple]) -> str:
+    """Where two columns differ: their kinds, a value (rows numbered as in the sheet) or length."""
+    if a[0] != b[0]:
+        return f"{a[0]} values != {b[0]} values"
+    for row, (x, y) in enumerate(zip(a[1], b[1]), 2):
+        if x != y:
+            return f"row {row}: {x!r} != {y!r}"
+    return f"{len(a[1]) + 1} rows != {len(b[1]) + 1} rows"
