@@ -42,6 +42,7 @@ from cua.collect.expert.calc import (
 )
 from cua.evaluate.osworld import scorer_env
 from cua.scoring.metrics.table import compare_table
+from tests.test_osworld_scorer import scorer_venv_or_skip
 
 CONTENT = Path(__file__).resolve().parents[2] / "shared" / "content"
 BIG = 10_000  # cells: a workbook this big takes a second to load, so it gets only a few cases
@@ -233,13 +234,7 @@ def scored(tmp_path_factory) -> dict[str, tuple[list[dict], list, list, str]]:
         reason = f"{CONTENT} is absent: the parity test needs the shared folder beside the checkout"
         print(reason)
         pytest.skip(reason)
-    if not scorer_env.installed():
-        reason = (f"no OSWorld scorer venv at {scorer_env.venv_dir()}: run `cua eval "
-                  "install-scorer` (`make install` does)")
-        print(reason)
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    scorer_venv_or_skip()
     copies, scratch = tmp_path_factory.mktemp("copies"), tmp_path_factory.mktemp("scratch")
     built = {str(p.relative_to(CONTENT)): build_cases(p, copies) for p in workbooks()}
     every = [c for cases, _ in built.values() for c in cases]
