@@ -285,11 +285,13 @@ def sft_table(figures: dict) -> Table:
     return table
 
 
-def bench_osworld(recipe, stand_ins: bool, limit: int | None, on_task=None) -> dict:
+def bench_osworld(recipe, stand_ins: bool, limit: int | None, scorer_log: Path | None = None,
+                  on_task=None) -> dict:
     """Per domain of the recipe's runnable OSWorld tasks: reset-to-ready (a desktop reset and
     OSWorld's setup, until the desktop is ready) and the untouched state's score, which must
     fail; a pass or an error is listed with its reason. With `stand_ins`, the files a task
-    downloads are generated into a temporary cache (the recipe's cache is left alone)."""
+    downloads are generated into a temporary cache (the recipe's cache is left alone).
+    `scorer_log`: where desktop-env's messages go (default: stderr)."""
     from cua.collect.agents import RoleFactory
     from cua.evaluate.osworld.stand_ins import write_stand_ins
     from cua.evaluate.runner import EvalWorker, is_osworld, runnable_tasks
@@ -300,7 +302,7 @@ def bench_osworld(recipe, stand_ins: bool, limit: int | None, on_task=None) -> d
             recipe = recipe.model_copy(update={"cache": Path(tmp) / "cache"})
         tasks, unsupported = runnable_tasks(recipe)
         tasks = [t for t in tasks if is_osworld(t)][:limit]
-        worker = EvalWorker(recipe, RoleFactory([recipe.model]))
+        worker = EvalWorker(recipe, RoleFactory([recipe.model]), scorer_log)
         try:
             for task in tasks:
                 missing = write_stand_ins(task, recipe.cache)[1] if stand_ins else []

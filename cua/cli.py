@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import NoReturn
@@ -623,6 +624,8 @@ def bench_osworld_cmd(
     cache: Path | None = typer.Option(None, help="OSWorld's file cache, without --stand-ins "
                                       "(default ~/.cache/cua/osworld)"),
     limit: int | None = typer.Option(None, min=1, help="at most this many tasks"),
+    scorer_log: Path = typer.Option(Path(tempfile.gettempdir()) / "cua-bench-osworld-scorer.log",
+                                    help="where desktop-env's messages go (overwritten)"),
     as_json: bool = JSON, out: Path | None = OUT,
 ) -> None:
     """Reset-to-ready per OSWorld task (reset, OSWorld's setup, until the desktop is ready)
@@ -649,8 +652,10 @@ def bench_osworld_cmd(
         def on_task(row: dict, done: int, total: int) -> None:
             progress.update(bar, completed=done, total=total,
                             description=f"{row['id'][:8]} {row['outcome']}")
-        figures = bench_osworld(recipe, stand_ins, limit, on_task)
+        scorer_log.write_text("")
+        figures = bench_osworld(recipe, stand_ins, limit, scorer_log, on_task)
     _emit(figures, osworld_table(figures), as_json, out)
+    err.print(f"desktop-env's messages: {scorer_log}", highlight=False)
     for row in figures["tasks"]:
         if row["outcome"] != "failure":
             err.print(f"{row['domain']}/{row['id']}: {row['outcome']}: "

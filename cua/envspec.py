@@ -11,12 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 AppName = Literal["calc", "impress", "writer", "browser", "editor", "terminal", "files"]
 
 # Content kinds (see cua.content.KINDS) each app can open.
+# In this order an app opens a kind that no app of the env takes: text in the editor.
 APP_CONTENT: dict[str, tuple[str, ...]] = {
     "calc": ("xlsx", "ods", "csv"),
     "impress": ("pptx", "odp"),
-    "writer": ("docx", "odt", "txt"),
     "browser": ("html", "pdf"),
     "editor": ("txt", "csv", "html"),
+    "writer": ("docx", "odt", "txt"),
     "terminal": (),
     "files": (),
 }

@@ -5,9 +5,11 @@ set -euo pipefail
 PACKAGES=(
   xvfb xauth xdotool x11-utils wmctrl openbox dbus dbus-x11 at-spi2-core
   libreoffice-calc libreoffice-impress libreoffice-writer libreoffice-gtk3
-  fonts-liberation2 fonts-dejavu-core chromium xclip mousepad xterm pcmanfm
+  fonts-liberation2 fonts-dejavu-core chromium xclip mousepad xterm gnome-terminal pcmanfm
   python3-tk  # pyautogui (OSWorld's task code) needs tkinter on a Debian python
-  socat psmisc unzip git xsel  # programs OSWorld's task steps run (socat relays Chrome's port)
+  socat psmisc unzip git xsel bc  # programs OSWorld's task steps run (socat relays Chrome's port)
+  libglib2.0-bin gnome-shell-common gnome-settings-daemon-common  # gsettings, gio, GNOME's schemas
+  vlc gimp thunderbird desktop-file-utils  # the apps of OSWorld's other domains
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -92,7 +92,7 @@ def rejected(path: Path, **kw) -> ContentError:
 def test_kinds_match_the_contract():
     assert KINDS == {
         ".xlsx": "xlsx", ".xlsm": "xlsx", ".ods": "ods", ".csv": "csv", ".pptx": "pptx", ".odp": "odp",
-        ".docx": "docx", ".odt": "odt", ".txt": "txt", ".md": "txt", ".html": "html", ".htm": "html", ".pdf": "pdf",
+        ".docx": "docx", ".odt": "odt", ".txt": "txt", ".md": "txt", ".json": "txt", ".html": "html", ".htm": "html", ".pdf": "pdf",
     }
 
 

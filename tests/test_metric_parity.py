@@ -18,7 +18,6 @@ case here compares: the families' sheet_data compares a sheet with itself.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import textwrap
 import warnings
@@ -42,7 +41,7 @@ from cua.collect.expert.calc import (
 )
 from cua.evaluate.osworld import scorer_env
 from cua.scoring.metrics.table import compare_table
-from tests.test_osworld_scorer import scorer_venv_or_skip
+from tests.test_osworld_scorer import scorer_snippet_env, scorer_venv_or_skip
 
 CONTENT = Path(__file__).resolve().parents[2] / "shared" / "content"
 BIG = 10_000  # cells: a workbook this big takes a second to load, so it gets only a few cases
@@ -204,11 +203,7 @@ def start_desktop_env(cases: list[dict], scratch: Path) -> subprocess.Popen:
     """desktop-env scoring `cases` in the scorer venv: its reply (a JSON list) goes to
     scratch/scores.json."""
     (scratch / "cases.json").write_text(json.dumps(cases))
-    # desktop_env's import side effects, as cua's OSWorld worker neutralises them: no proxy list
-    # read from the working directory, no stray .env loaded
-    (scratch / "proxies.json").write_text("[]")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}  # cua's own venv
-    env.update(PROXY_CONFIG_FILE=str(scratch / "proxies.json"), PYTHON_DOTENV_DISABLED="1")
+    env = scorer_snippet_env(scratch)
     with (open(scratch / "cases.json") as stdin, open(scratch / "scores.json", "w") as stdout,
           open(scratch / "stderr.txt", "w") as stderr):
         return subprocess.Popen([str(scorer_env.python()), "-c", DESKTOP_ENV], stdin=stdin,

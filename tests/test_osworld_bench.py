@@ -55,8 +55,9 @@ def test_stand_ins_are_files_of_their_kind_and_the_gold_differs(tmp_path):
     assert Image.open(path["photo.png"]).size == (640, 400)
     assert path["scan.pdf"].read_bytes().startswith(b"%PDF")
     assert path["rows.csv"].read_text().startswith("Region,Product,Units")
-    assert zipfile.ZipFile(path["bundle.zip"]).namelist() == ["notes.txt", "sales.csv"]
-    assert tarfile.open(path["bundle.tar.gz"]).getnames() == ["notes.txt", "sales.csv"]
+    folder = ["bundle/notes.txt", "bundle/sales.csv"]  # unpacked, a folder named as the archive
+    assert zipfile.ZipFile(path["bundle.zip"]).namelist() == folder
+    assert tarfile.open(path["bundle.tar.gz"]).getnames() == folder
     for name in ("deck.pptx", "memo.docx"):
         assert zipfile.is_zipfile(path[name])
 
@@ -67,18 +68,23 @@ def test_bench_sets_real_tasks_up_and_scores_their_untouched_state(tmp_path):
     test_list = OSWORLD.parent / "test_all.json"
     if not test_list.exists():
         pytest.skip(f"{test_list} is absent (../shared is beside the checkout only)")
-    small = tmp_path / "two.json"
-    calc = json.loads(test_list.read_text())["libreoffice_calc"]
-    small.write_text(json.dumps({"libreoffice_calc": calc[:2]}))
+    small = tmp_path / "four.json"
+    listed = json.loads(test_list.read_text())
+    chosen = {"libreoffice_calc": listed["libreoffice_calc"][:2],
+              "libreoffice_impress": listed["libreoffice_impress"][:1],
+              "libreoffice_writer": listed["libreoffice_writer"][:1]}
+    small.write_text(json.dumps(chosen))
     recipe = EvalRecipe(tasks=[OSWORLD], test_list=small, backend="local",
                         allow_host_commands=True, model={"name": "scripted"},
                         cache=tmp_path / "untouched")
     seen = []
-    figures = bench_osworld(recipe, stand_ins=True, limit=None,
+    figures = bench_osworld(recipe, stand_ins=True, limit=None, scorer_log=tmp_path / "log",
                             on_task=lambda row, done, total: seen.append((done, total)))
-    assert seen == [(1, 2), (2, 2)] and not (tmp_path / "untouched").exists()
-    calc_row = figures["domains"]["libreoffice_calc"]
-    assert calc_row["tasks"] == 2 and calc_row["errors"] == 0, figures["tasks"]
-    assert calc_row["initial_fails"] + calc_row["initial_passes"] == 2
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)] and not (tmp_path / "untouched").exists()
+    for domain, ids in chosen.items():
+        row = figures["domains"][domain]
+        assert row["tasks"] == len(ids) and row["errors"] == 0, figures["tasks"]
+        assert row["initial_fails"] + row["initial_passes"] == len(ids)
     assert 0 < figures["all"]["p50"] < 60 and figures["ready_ratio"] > 1
     assert all(row["ready_s"] > 0 for row in figures["tasks"])
+    assert (tmp_path / "log").is_file()  # where desktop-env's messages went, not stderr

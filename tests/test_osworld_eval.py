@@ -8,7 +8,6 @@ desktop offers through the bridge."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -24,16 +23,48 @@ from cua.evaluate.osworld.bridge import Bridge
 from cua.evaluate.osworld.cache import cache_entries, task_cache
 from cua.evaluate.osworld.harness import OSWorldHarness, task_env
 from cua.evaluate.osworld.scorer import Scorer
+from cua.evaluate.osworld.stand_ins import write_stand_ins
 from cua.evaluate.runner import EvalRecipe, EvalWorker
 from cua.evaluate.taskconfig import TaskConfig
 from tests.conftest import require_desktop_tools
-from tests.test_osworld_scorer import scorer_venv_or_skip
+from tests.test_osworld_scorer import scorer_snippet_env, scorer_venv_or_skip
 
 OSWORLD = Path(__file__).resolve().parents[2] / "shared" / "osworld" / "examples"
 FILL_BLANKS = "libreoffice_calc/01b269ae-2111-4a07-81fd-3fcd711993b0.json"  # fill B1:E30 down
 PROFILE_NAME = "chrome/2ae9ba84-3a0d-4d4c-8338-3a1478dc5fe3.json"  # name Chrome's profile Thomas
 REOPEN_TAB = "chrome/06fe7178-4491-4589-810f-2e2bc9502122.json"  # bring back the closed tab
 SLIDE_PANE = "libreoffice_impress/ef9d12bd-bcee-4ba0-a40e-918400f43ddf.json"  # restore the pane
+VLC_STREAM = "vlc/bba3381f-b5eb-4439-bd9e-80c22218d5a7.json"  # stream a link in VLC
+TERMINAL = [Hotkey(keys=["ctrl", "alt", "t"])]  # GNOME Terminal, as on OSWorld's Ubuntu
+TERMINAL_PROFILE = ("org.gnome.Terminal.Legacy.Profile:/org/gnome/terminal/legacy/profiles:/"
+                    ":b1dcc9dd-5262-4d8d-a863-c897e6d979b9/")  # its default profile
+# Tasks a few actions solve: task file -> steps, each step's actions sent in one request (the
+# desktop is ready again after each). Terminal tasks type into GNOME Terminal, whose text /terminal reads.
+SOLVED_IN_A_FEW_ACTIONS = {
+    # the terminal's size set for good (its profile's, in dconf): postconfig opens a terminal
+    # and runs `stty size`
+    "os/13584542-872b-42d8-b299-866967b5c3ef.json": [
+        TERMINAL, [Type(content=f"gsettings set {TERMINAL_PROFILE} default-size-columns 132; "
+                                f"gsettings set {TERMINAL_PROFILE} default-size-rows 43\n")]],
+    # do not disturb: a GNOME setting (gsettings over the desktop's dconf)
+    "os/f9be0997-4b7c-45c5-b05c-4612b44a6118.json": [
+        TERMINAL, [Type(content="gsettings set org.gnome.desktop.notifications show-banners "
+                                "false\n")]],
+    # the heading centred, the document saved in its format (Enter keeps it, as in OSWorld's VM)
+    "libreoffice_writer/3ef2b351-8a84-4ff2-8724-d86eae9b842e.json": [
+        [Hotkey(keys=["ctrl", "home"]), Hotkey(keys=["ctrl", "e"]), Hotkey(keys=["ctrl", "s"])],
+        [Hotkey(keys=["enter"])]],
+}
+# Multi-app tasks whose setup starts GNOME Terminal on OSWorld's session bus path,
+# /run/user/1000/bus: the desktop's own bus in a container only.
+SOLVED_IN_THE_TERMINAL_SETUP_OPENS = {
+    # Writer "frozen": killed from the command line (bash's history is checked)
+    "multi_apps/2b9493d7-49b8-493a-a71b-56cd1f4d6908.json": [
+        [Type(content="pkill -9 soffice\n")]],
+    # a project (the stand-in archive) committed and pushed to its local origin
+    "multi_apps/2c9fc0de-3ee7-45e1-a5df-c86206ad78b5.json": [
+        [Type(content='git add -A && git commit -qm "daily update" && git push -q origin main\n')]],
+}
 PROFILE_NAME_FIELD = (815, 274)  # chrome://settings/manageProfile at 1920x1080
 VIEW_SLIDE_PANE = [["f10"], ["right"], ["right"]] + [["down"]] * 11 + [["enter"]]  # Impress 7.4
 CONTROLLER_CALLS = """
@@ -122,6 +153,55 @@ def test_initial_state_fails_and_a_scripted_solution_passes(scorer, commands_des
     assert solved.score == 1
 
 
+def fails_untouched_then_passes_solved(scorer, desktop, name: str, steps: list[list],
+                                       tmp_path: Path) -> None:
+    """Set up (stand-ins for the task's files) and score the untouched state: it must fail; set
+    up again, play `steps`, score: it must pass."""
+    task = shared_task(name)
+    assert write_stand_ins(task, tmp_path / "cache")[1] == []
+    harness = OSWorldHarness(task, scorer, tmp_path / "cache")
+    harness.setup(desktop, task_env())
+    _, initial = harness.score(desktop, tmp_path / "initial", last_action=None)
+    assert initial.score == 0 and all(d.error is None for d in initial.details), initial
+    harness.setup(desktop, task_env())
+    for actions in steps:
+        assert all(r.ok for r in desktop.execute(actions).results)
+        desktop.settle()  # ready, as an agent's next screenshot (seconds later) would find it
+    _, solved = harness.score(desktop, tmp_path / "solved", last_action="DONE")
+    assert solved.score == 1, solved
+
+
+@pytest.mark.parametrize("name", SOLVED_IN_A_FEW_ACTIONS)
+def test_osworld_task_fails_untouched_and_passes_solved(name, scorer, commands_desktop, tmp_path):
+    fails_untouched_then_passes_solved(scorer, commands_desktop, name,
+                                       SOLVED_IN_A_FEW_ACTIONS[name], tmp_path)
+
+
+@pytest.mark.parametrize("backend_name", ["docker"], indirect=True)
+@pytest.mark.parametrize("name", SOLVED_IN_THE_TERMINAL_SETUP_OPENS)
+def test_multi_app_task_solved_in_the_terminal_its_setup_opens(name, scorer, commands_desktop,
+                                                              tmp_path):
+    fails_untouched_then_passes_solved(scorer, commands_desktop, name,
+                                       SOLVED_IN_THE_TERMINAL_SETUP_OPENS[name], tmp_path)
+
+
+@pytest.mark.parametrize("backend_name", ["docker"], indirect=True)  # VLC refuses root
+def test_vlc_task_reads_vlc_over_its_http_interface(scorer, commands_desktop, tmp_path):
+    """The setup starts VLC, whose HTTP interface (seeded as in OSWorld's VM) the
+    vlc_playing_info getter reads through the bridge: VLC is stopped, not streaming the link.
+    Reading the accessibility tree leaves VLC running (Qt apps crash on Properties.GetAll)."""
+    task = shared_task(VLC_STREAM)
+    harness = OSWorldHarness(task, scorer, tmp_path / "cache")
+    harness.setup(commands_desktop, task_env())
+    tree = etree.fromstring(commands_desktop.http.get("/accessibility").json()["AT"].encode())
+    assert tree.xpath("//application[@name='vlc']")
+    assert any(w.wm_class == "vlc.vlc" for w in commands_desktop.windows())
+    _, initial = harness.score(commands_desktop, tmp_path / "initial", last_action=None)
+    assert initial.score == 0 and initial.details[0].error is None, initial
+    status = etree.parse(str(task_cache(tmp_path / "cache", task) / "status.xml"))
+    assert status.findtext("state") == "stopped"
+
+
 def test_eval_runs_osworld_tasks_with_a_missing_file_as_that_tasks_error(tmp_path):
     require_desktop_tools()
     scorer_venv_or_skip()
@@ -194,7 +274,7 @@ def test_python_controller_methods_answer_from_a_cua_desktop(commands_desktop, t
         run = subprocess.run([str(scorer_env.python()), "-c", CONTROLLER_CALLS,
                               bridge.vm["host"], str(bridge.vm["server_port"])],
                              capture_output=True, text=True, timeout=300,
-                             env={**os.environ, "PYTHON_DOTENV_DISABLED": "1"})
+                             env=scorer_snippet_env(tmp_path), cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     got = json.loads(run.stdout.splitlines()[-1])
     assert got["screenshot"] == b"\x89PNG\r\n\x1a\n".hex()

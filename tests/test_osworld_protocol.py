@@ -184,6 +184,12 @@ def test_open_file_opens_its_app_even_one_the_env_lacks(osworld, tmp_path):
     assert windows_titled(osworld, "letter.docx")
     missing = osworld.http.post("/setup/open_file", json={"path": "/home/user/none.xlsx"})
     assert missing.status_code == 404
+    assert upload(osworld, "answers.json", b'{"answer": 42}\n').status_code == 200
+    assert osworld.http.post("/setup/open_file", json={"path": "answers.json"}).status_code == 200
+    assert any("mousepad" in w.wm_class for w in osworld.windows() if "answers.json" in w.title)
+    reply = osworld.http.post("/setup/open_file", json={"path": "/home/user/Documents"})
+    assert reply.status_code == 200, reply.text  # a folder: in the file manager, as xdg-open
+    assert any("pcmanfm" in w.wm_class.lower() for w in osworld.windows())
 
 
 def test_activate_and_close_windows(osworld, tmp_path):

@@ -52,12 +52,13 @@ def test_office_chrome_and_os_domains_run_where_commands_run():
     for domain in ("libreoffice_calc", "libreoffice_impress", "libreoffice_writer"):
         assert not report[domain].not_runnable, report[domain].not_runnable
     os_domain = report["os"]
-    assert os_domain.runnable >= 12 and all(
+    assert os_domain.runnable >= 19 and all(
         any("not in cua desktops" in p for p in problems)
-        for problems in os_domain.not_runnable.values())  # GNOME settings, PulseAudio, sudo, …
+        for problems in os_domain.not_runnable.values())  # PulseAudio, timedatectl, sudo
     chrome = report["chrome"]  # Chromium as Chrome, its address bar read over AT-SPI
-    assert chrome.runnable >= 43 and all(
-        any("sudo" in p for p in problems) for problems in chrome.not_runnable.values())
+    assert chrome.runnable >= 42 and all(
+        any("sudo" in p or "not in the installed desktop-env" in p for p in problems)
+        for problems in chrome.not_runnable.values())  # a getter newer than desktop-env 1.0.2
     gdrive = [problems for problems in report["multi_apps"].not_runnable.values()
               if any("Google account" in p for p in problems)]
     assert gdrive  # listed with their reason, as the README's table says
@@ -73,22 +74,22 @@ def test_commands_are_refused_where_they_would_run_on_this_host():
 
 
 def test_problems_name_the_step_app_and_getter():
-    launch = {"type": "launch", "parameters": {"command": ["VLC_VERBOSE=-1", "vlc"]}}
-    problems = task_problems(task(related_apps=["gimp"], config=[launch], evaluator={
+    launch = {"type": "launch", "parameters": {"command": ["VLC_VERBOSE=-1", "code"]}}
+    problems = task_problems(task(related_apps=["vs_code", "vlc"], config=[launch], evaluator={
         "func": "f", "result": {"type": "googledrive_file"}}), commands=True)
-    assert problems == ["app gimp: GIMP is not in cua desktops",
-                        "config launch: needs VLC, which is not in cua desktops",
+    assert problems == ["app vs_code: VS Code is not in cua desktops",
+                        "config launch: needs VS Code, which is not in cua desktops",
                         "getter googledrive_file: needs a Google account and its credentials, "
                         "which no user of this run has"]
     quoted = {"type": "execute", "parameters": {"command": "echo 'unbalanced", "shell": True}}
     assert task_problems(task(config=[quoted]), commands=True) == []
     shell = {"type": "execute", "parameters": {"command": [
-        "/bin/bash", "-c", "X=1 gsettings set org.gnome.desktop.interface text-scaling-factor 2"]}}
+        "/bin/bash", "-c", "X=1 timedatectl set-timezone UTC"]}}
     getter = {"type": "vm_command_line", "command": "killall -0 soffice && echo ok | sudo -S id",
               "shell": True}
     assert task_problems(task(config=[shell], evaluator={"func": "f", "result": getter}),
                          commands=True) == [
-        "config execute: needs GNOME's gsettings, which is not in cua desktops",
+        "config execute: needs systemd's timedatectl, which is not in cua desktops",
         "getter vm_command_line: needs sudo (no root in a desktop), which is not in cua desktops"]
     chrome = [{"type": "launch", "parameters": {"command": ["google-chrome",
                                                             "--remote-debugging-port=1337"]}},
@@ -97,3 +98,15 @@ def test_problems_name_the_step_app_and_getter():
               {"type": "chrome_open_tabs", "parameters": {"urls_to_open": ["https://x.org"]}}]
     assert task_problems(task(related_apps=["chrome"], config=chrome, evaluator={
         "func": "is_expected_tabs", "result": {"type": "open_tabs_info"}}), commands=True) == []
+
+
+def test_getters_and_metrics_the_installed_desktop_env_lacks_are_named():
+    evaluator = {"func": ["exact_match", "check_new_thing"], "conj": "or",
+                 "result": [{"type": "vm_file"}, {"type": "new_getter"}],
+                 "expected": [{"type": "rule"}, {"type": "rule"}]}
+    offered = ({"vm_file", "rule"}, {"exact_match"})
+    assert task_problems(task(evaluator=evaluator), commands=True, offered=offered) == [
+        "metric check_new_thing: not in the installed desktop-env==1.0.2",
+        "getter new_getter: not in the installed desktop-env==1.0.2"]
+    assert task_problems(task(evaluator={"func": "infeasible"}), commands=True,
+                         offered=offered) == []

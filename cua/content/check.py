@@ -29,7 +29,7 @@ KINDS: dict[str, str] = {
     ".xlsx": "xlsx", ".xlsm": "xlsx", ".ods": "ods", ".csv": "csv",
     ".pptx": "pptx", ".odp": "odp",
     ".docx": "docx", ".odt": "odt",
-    ".txt": "txt", ".md": "txt", ".html": "html", ".htm": "html",
+    ".txt": "txt", ".md": "txt", ".json": "txt", ".html": "html", ".htm": "html",
     ".pdf": "pdf",
 }
 ODF_MIMETYPES = {

@@ -28,6 +28,17 @@ CHROME_BINARY = CHROMIUM_BINARY.with_name("chrome")
 CHROME_NAMES = ("google-chrome", "google-chrome-stable")
 LIBREOFFICE_DEFAULT_PROFILE = Path(".config/libreoffice/4/user")  # under the home
 
+# VLC without its first-run privacy question, with the HTTP interface that OSWorld's VM runs and
+# desktop-env's VLC getters read (port 8080, password "password").
+VLCRC = """[qt]
+qt-privacy-ask=0
+[core]
+extraintf=http
+metadata-network-access=0
+[lua]
+http-password=password
+"""
+
 # Chromium's window title before the page it was given has loaded.
 BROWSER_BLANK_TITLES = ("Untitled", "New Tab", "about:blank")
 
@@ -78,7 +89,7 @@ def program_stand_ins(bin_dir: Path) -> None:
 def seed_home(home: Path, profile: Path, env: EnvSpec) -> None:
     """Write the settings that keep first-run noise away: LibreOffice's registry (in cua's
     profile and in the home's default one, which a plain `libreoffice` started by a task's
-    command uses), GTK's caret."""
+    command uses), VLC's, GTK's caret."""
     for user in (profile / "user", home / LIBREOFFICE_DEFAULT_PROFILE):
         user.mkdir(parents=True, exist_ok=True)
         (user / "registrymodifications.xcu").write_text(_registry(env))
@@ -89,6 +100,9 @@ def seed_home(home: Path, profile: Path, env: EnvSpec) -> None:
                     child.unlink()
             elif target.exists():
                 target.unlink()
+    vlc = home / ".config" / "vlc"
+    vlc.mkdir(parents=True, exist_ok=True)
+    (vlc / "vlcrc").write_text(VLCRC)
     gtk = home / ".config" / "gtk-3.0"
     gtk.mkdir(parents=True, exist_ok=True)
     (gtk / "settings.ini").write_text("[Settings]\ngtk-cursor-blink=false\n"

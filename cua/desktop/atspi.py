@@ -9,7 +9,7 @@ import functools
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,38 +140,44 @@ def tree_xml(env: dict[str, str], app_names: dict[str, str] | None = None,
     return etree.tostring(read_tree(env, app_names or {}, budget_s), encoding="unicode")
 
 
-def read_tree(env: dict[str, str], app_names: dict[str, str], budget_s: float) -> etree._Element:
+def read_tree(env: dict[str, str], app_names: dict[str, str], budget_s: float,
+              only: Collection[str] | None = None) -> etree._Element:
+    """The tree's root; `only`: the names of the applications to read (default: all)."""
     root = etree.Element("desktop-frame", nsmap=NS)
     with Bus(env, budget_s) as bus:
         apps = bus.call(Call(Ref(*REGISTRY), ACCESSIBLE, "GetChildren")) or []
         level = [_Node(Ref(*app), root) for app in apps]
         for depth in range(1, MAX_DEPTH + 1):
-            level = _read_level(bus, level, depth, app_names)
+            level = _read_level(bus, level, depth, app_names, only)
             if not level:
                 break
     return root
 
 
-def _read_level(bus: Bus, level: list[_Node], depth: int, app_names: dict[str, str]
-                ) -> list[_Node]:
+def _read_level(bus: Bus, level: list[_Node], depth: int, app_names: dict[str, str],
+                only: Collection[str] | None) -> list[_Node]:
     """Describe every node of one level, attach its element and return the next level."""
+    # Each property on its own: Properties.GetAll crashes Qt apps (VLC) on Accessible, and
+    # Chromium on Value.
     first = bus.calls([c for n in level for c in (
         Call(n.ref, ACCESSIBLE, "GetRoleName"), Call(n.ref, ACCESSIBLE, "GetState"),
-        Call(n.ref, ACCESSIBLE, "GetAttributes"), Call(n.ref, PROPERTIES, "GetAll", "s",
-                                                       (ACCESSIBLE,)),
-        Call(n.ref, ACCESSIBLE, "GetInterfaces"))])
+        Call(n.ref, ACCESSIBLE, "GetAttributes"), Call(n.ref, ACCESSIBLE, "GetInterfaces"),
+        Call(n.ref, PROPERTIES, "Get", "ss", (ACCESSIBLE, "Name")),
+        Call(n.ref, PROPERTIES, "Get", "ss", (ACCESSIBLE, "ChildCount")))])
     alive = []
     for i, node in enumerate(level):
-        role, state, attributes, properties, interfaces = first[5 * i:5 * i + 5]
-        if properties is None:
+        role, state, attributes, interfaces, name, count = first[6 * i:6 * i + 6]
+        if name is None:
             continue  # gone, or not answering
         node.role, node.interfaces = (role or "").strip(), interfaces or []
         words = state or [0, 0]
-        node.states = [name for b, name in enumerate(STATES) if words[b // 32] >> (b % 32) & 1]
-        node.properties = {k: v[1] for k, v in properties.items()}
-        node.properties["attributes"] = attributes or {}
+        node.states = [s for b, s in enumerate(STATES) if words[b // 32] >> (b % 32) & 1]
+        node.properties = {"Name": name[1], "ChildCount": count[1] if count else 0,
+                           "attributes": attributes or {}}
         if node.role == "application" and node.properties.get("Name") in app_names:
             node.properties["Name"] = app_names[node.properties["Name"]]
+        if depth == 1 and only is not None and node.properties.get("Name") not in only:
+            continue
         if not node.flag and node.role == "document spreadsheet":
             node.flag = "calc"
         alive.append(node)
@@ -184,7 +190,7 @@ def _read_level(bus: Bus, level: list[_Node], depth: int, app_names: dict[str, s
             wanted["extents"] = Call(node.ref, f"{ATSPI}.Component", "GetExtents", "u", (0,))
         if f"{ATSPI}.Text" in node.interfaces:
             wanted["text"] = Call(node.ref, f"{ATSPI}.Text", "GetText", "ii", (0, -1))
-        if f"{ATSPI}.Value" in node.interfaces:  # one by one: GetAll crashes Chromium
+        if f"{ATSPI}.Value" in node.interfaces:
             wanted |= {key: Call(node.ref, PROPERTIES, "Get", "ss", (f"{ATSPI}.Value", prop))
                        for key, prop in VALUES.items()}
         if f"{ATSPI}.Action" in node.interfaces:

@@ -51,6 +51,11 @@ GUEST_PORTS = {"chromium_port": 9222, "vlc_port": 8080}
 # Chromium's.
 CHROME_WINDOW = {"Google Chrome": "Chromium", "google-chrome": "chromium-browser"}
 CHROME_APP = {"Chromium": "Google Chrome"}  # its application in the accessibility tree, likewise
+# The focused tab of GNOME Terminal's active window, whose text /terminal answers (as OSWorld).
+TERMINAL_APP = "gnome-terminal-server"
+TERMINAL_XPATH = (f'//application[@name="{TERMINAL_APP}"]/frame[@st:active="true"]'
+                  '//terminal[@st:focused="true"]')
+TERMINAL_BUDGET_S = 10.0
 
 
 class CommandsDisabled(PermissionError):
@@ -249,10 +254,13 @@ def router(session: Session, exclusive: Callable[[], AbstractContextManager],
         if not body.path:
             return PlainTextResponse("Path not supplied!", 400)
         target = local(body.path)
-        if not target.is_file():
+        if not target.exists():
             return PlainTextResponse(f"Application/file not found: {body.path}", 404)
         with exclusive():
-            session.open(str(target), app_for(session, target))
+            if target.is_dir():  # xdg-open shows a folder in the file manager
+                session.open_folder(str(target))
+            else:
+                session.open(str(target), app_for(session, target))
         return PlainTextResponse("File opened and window activated successfully")
 
     def on_window(body: WindowBody, act: Callable[[str], None], done: str) -> Response:
@@ -304,10 +312,18 @@ def router(session: Session, exclusive: Callable[[], AbstractContextManager],
         return PlainTextResponse("Linux")
 
     @api.get("/terminal")
-    def terminal() -> dict:
-        # OSWorld reads GNOME Terminal's text over AT-SPI; xterm offers none (and a setup's
-        # liveness probe only needs an answer).
-        return {"output": None, "status": "success"}
+    def terminal() -> JSONResponse:
+        if session.spec is not None:  # what was just typed has reached the screen (and the tree)
+            with exclusive():
+                session.settle()
+        try:
+            tree = atspi.read_tree(session.env, {}, TERMINAL_BUDGET_S, only={TERMINAL_APP})
+        except OSError as exc:
+            return JSONResponse({"status": "error", "message": f"{type(exc).__name__}: {exc}"},
+                                503)
+        tabs = tree.xpath(TERMINAL_XPATH, namespaces=atspi.NS)
+        output = (tabs[0].text or "").rstrip() if len(tabs) == 1 else None
+        return JSONResponse({"output": output, "status": "success"})
 
     @api.get("/accessibility")
     def accessibility() -> JSONResponse:

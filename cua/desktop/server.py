@@ -117,7 +117,7 @@ def create_app(session: Session, token: str, limits: Limits = Limits(),
     @app.post("/settle")
     def settle() -> SettleReport:
         with exclusive():
-            return session.settle()
+            return session.settle(ready=True)
 
     @app.get("/windows")
     def windows() -> list[WindowInfo]:

@@ -84,7 +84,7 @@ class Session:
             mine = [Path(p) for p, app in plan.items() if app == app_spec.app]
             if mine or spec.start_apps:
                 self._start_app(app_spec.app, mine)
-        settle = self._settle(timeout_s=spec.ready_timeout_s)
+        settle = self.settle(timeout_s=spec.ready_timeout_s)
         return ResetReport(display=self.x.display, x_restarted=x_restart, windows=self.windows(),
                            opened=self.opened, seconds=time.monotonic() - start, settle=settle)
 
@@ -97,23 +97,40 @@ class Session:
             raise ValueError(f"{app} cannot open {target.name}")
         self._check(target)
         self._start_app(app, [target])
-        self._settle(timeout_s=spec.ready_timeout_s)
+        self.settle(timeout_s=spec.ready_timeout_s)
+        return self.windows()
+
+    def open_folder(self, path: str) -> list[WindowInfo]:
+        """Open a home-relative folder in the file manager."""
+        target = self.resolve(path)
+        if not target.is_dir():
+            raise ValueError(f"{path} is not a folder")
+        self._start_app("files", [target])
+        self.settle(timeout_s=self._require_spec().ready_timeout_s)
         return self.windows()
 
     def launch(self, app: str) -> list[WindowInfo]:
         self._start_app(app, [])
-        self._settle(timeout_s=self._require_spec().ready_timeout_s)
+        self.settle(timeout_s=self._require_spec().ready_timeout_s)
         return self.windows()
 
-    def settle(self) -> SettleReport:
-        """Wait until the desktop is ready after commands that did not wait for it (OSWorld's
-        set-up launches apps and returns): a still screen for `READY_QUIET_S` while every
-        process of the desktop, started before or since, idles; at most `ready_timeout_s`."""
+    def settle(self, before=None, timeout_s: float | None = None, ready: bool = False
+               ) -> SettleReport:
+        """Wait for a still screen while the desktop's apps idle (the X server's own work does not
+        count): the env's settle policy over the processes running now, or with `ready` (after
+        commands that did not wait for the desktop: OSWorld's set-up launches apps and returns)
+        still for `READY_QUIET_S` while every process, started before or since, idles, at most
+        `ready_timeout_s`."""
         spec = self._require_spec()
-        policy = spec.settle.model_copy(update={"quiet_s": READY_QUIET_S,
-                                                "timeout_s": spec.ready_timeout_s})
-        return wait_settled(self.x.frame, policy, cpu=lambda: procs.cpu_seconds(
-            [p for p in self.pids() if procs.comm(p) != "Xvfb"]))[0]
+        policy = spec.settle
+        if ready:
+            policy = policy.model_copy(update={"quiet_s": READY_QUIET_S,
+                                               "timeout_s": spec.ready_timeout_s})
+        elif timeout_s is not None:
+            policy = policy.model_copy(update={"timeout_s": timeout_s})
+        running = None if ready else self._app_pids()
+        cpu = lambda: procs.cpu_seconds(self._app_pids() if running is None else running)
+        return wait_settled(self.x.frame, policy, before, cpu=cpu)[0]
 
     def stop_apps(self) -> None:
         for proc in self.app_procs.values():
@@ -170,7 +187,7 @@ class Session:
                 results.append(ActionResult(action=action, ok=False, error=str(exc),
                                             seconds=time.monotonic() - t0))
                 break
-            report = self._settle(before) if settle else None
+            report = self.settle(before) if settle else None
             results.append(ActionResult(action=action, ok=True, seconds=time.monotonic() - t0,
                                         settle=report))
         return ExecuteReport(results=results, seconds=time.monotonic() - start)
@@ -214,14 +231,8 @@ class Session:
             raise RuntimeError("desktop not reset yet: call reset with an env spec first")
         return self.spec
 
-    def _settle(self, before=None, timeout_s: float | None = None) -> SettleReport:
-        """Wait for a stable screen and idle apps (the X server's own work does not count)."""
-        policy = self._require_spec().settle
-        if timeout_s is not None:
-            policy = policy.model_copy(update={"timeout_s": timeout_s})
-        apps_pids = [p for p in self.pids() if procs.comm(p) != "Xvfb"]
-        return wait_settled(self.x.frame, policy, before,
-                            cpu=lambda: procs.cpu_seconds(apps_pids))[0]
+    def _app_pids(self) -> list[int]:
+        return [p for p in self.pids() if procs.comm(p) != "Xvfb"]
 
     def _check(self, path: Path) -> None:
         """Prove the file opens before an app sees it (once per distinct content)."""

@@ -154,8 +154,9 @@ class XStack:
                               f"({'it exited' if self.procs else 'not started'}): reset it")
 
     def _spawn(self, argv: list[str], **kwargs) -> subprocess.Popen:
-        return subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        return subprocess.Popen(argv, env=self.env, cwd=self.env.get("HOME"),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL,
                                 start_new_session=True, **kwargs)
 
     def _run(self, argv: list[str]) -> subprocess.CompletedProcess:
@@ -172,7 +173,8 @@ class XStack:
         return self._run(["wmctrl", "-m"]).returncode == 0
 
     def _openbox_config(self) -> Path:
-        """Openbox without decorations that move apps around: new windows maximised."""
+        """Openbox without decorations that move apps around: new windows maximised (but GNOME
+        Terminal's); Ctrl+Alt+T opens GNOME Terminal, as on OSWorld's Ubuntu."""
         path = self.run_dir / "openbox.xml"
         path.write_text(OPENBOX_RC)
         return path
@@ -191,8 +193,13 @@ OPENBOX_RC = """<?xml version="1.0" encoding="UTF-8"?>
   <focus><focusNew>yes</focusNew><followMouse>no</followMouse></focus>
   <placement><policy>Smart</policy></placement>
   <desktops><number>1</number></desktops>
+  <keyboard>
+    <keybind key="C-A-t"><action name="Execute"><command>gnome-terminal</command></action></keybind>
+  </keyboard>
   <applications>
     <application type="normal"><maximized>yes</maximized></application>
+    <!-- GNOME Terminal opens at its profile's size, as on GNOME (OSWorld's tasks set it) -->
+    <application class="Gnome-terminal"><maximized>no</maximized></application>
   </applications>
 </openbox_config>
 """

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 from pydantic import BaseModel, Field
 from rich.console import Console
@@ -47,6 +47,7 @@ from cua.records import ContentRef, EpisodeRecord, RunManifest, Task
 from cua.scoring.metrics import CUA_ONLY
 
 OSWORLD_CACHE = Path("~/.cache/cua/osworld")
+SCORER_LOG = "scorer.log"  # in the results folder: what desktop-env's code printed
 
 
 class EvalRecipe(AgentSettings):
@@ -88,7 +89,7 @@ def problems(task: TaskConfig, recipe: EvalRecipe) -> list[str]:
         return task_problems(task)
     if not scorer_env.installed():
         return ["OSWorld's scorer is not installed: run `cua eval install-scorer`"]
-    return osworld_problems(task, recipe.commands())
+    return osworld_problems(task, recipe.commands(), scorer_env.evaluator_names())
 
 
 def _task_paths(recipe: EvalRecipe) -> list[Path]:
@@ -174,10 +175,12 @@ def episode_spec(task: TaskConfig, scorer: Scorer | None = None,
 
 
 class EvalWorker:
-    """Owns one desktop and one agent; runs attempts one after another."""
+    """Owns one desktop and one agent; runs attempts one after another. `scorer_log`: the file
+    OSWorld's scorer writes its messages to (appended; default: this process's stderr)."""
 
-    def __init__(self, recipe: EvalRecipe, roles: RoleFactory):
-        self.recipe = recipe
+    def __init__(self, recipe: EvalRecipe, roles: RoleFactory, scorer_log: Path | None = None):
+        self.recipe, self.scorer_log = recipe, scorer_log
+        self.log: IO | None = None
         self.format = get_format(recipe.agent_format, **recipe.agent_format_options)
         self.agent = roles.agent(recipe.model, self.format)
         self.desktop = None
@@ -190,12 +193,17 @@ class EvalWorker:
         if self.scorer is not None:
             self.scorer.close()
             self.scorer = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
     def attempt(self, task: TaskConfig, files: Path, act: bool = True) -> Attempt:
         """Set up, let the agent act (unless `act` is False: the initial state), save, score.
         Files the evaluator reads are kept in `files`."""
         if is_osworld(task) and self.scorer is None:
-            self.scorer = Scorer()
+            if self.scorer_log is not None:
+                self.log = self.scorer_log.open("a")
+            self.scorer = Scorer(log=self.log)
         spec = episode_spec(task, self.scorer, self.recipe.cache)
         options = {"allow_commands": True} if (self.recipe.backend == "local"
                                                and self.recipe.allow_host_commands) else {}
@@ -337,7 +345,8 @@ def run_eval(recipe: EvalRecipe, tasks: list[TaskConfig], console=None) -> tuple
             return worker.attempt(task, files=files)
 
         roles = RoleFactory([recipe.model])
-        run_pool(lambda: EvalWorker(recipe, roles), todo, recipe.workers, work, keep)
+        run_pool(lambda: EvalWorker(recipe, roles, store.root / SCORER_LOG), todo, recipe.workers,
+                 work, keep)
     rows = summarize(store, tasks)
     write_atomic(store.root / "summary.json",
                  json.dumps([r.model_dump() for r in rows], indent=1).encode())

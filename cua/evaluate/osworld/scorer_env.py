@@ -4,11 +4,13 @@ live in cua's environment). `cua eval install-scorer` makes it; the scorer worke
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 DESKTOP_ENV = "desktop-env==1.0.2"
@@ -57,6 +59,21 @@ def python(directory: Path | None = None) -> Path:
         state = "is out of date" if (directory / STAMP).exists() else "is not installed"
         raise ScorerEnvError(f"the OSWorld scorer venv at {directory} {state}: {INSTALL_HINT}")
     return _interpreter(directory)
+
+
+@functools.cache
+def evaluator_names() -> tuple[frozenset[str], frozenset[str]]:
+    """(getter types, metric functions) the installed desktop-env offers (a task file may name
+    ones a newer OSWorld added); read once per process from the scorer venv."""
+    code = ("import json, desktop_env.evaluators.getters as g, desktop_env.evaluators.metrics as m;"
+            "print(json.dumps([[n[4:] for n in dir(g) if n.startswith('get_')], dir(m)]))")
+    done = subprocess.run([python(), "-I", "-W", "ignore", "-c", code], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHON_DOTENV_DISABLED": "1"},
+                          cwd=tempfile.gettempdir())
+    if done.returncode != 0:
+        raise ScorerEnvError(f"desktop-env does not import: {done.stderr[-2000:]}")
+    getters, metrics = json.loads(done.stdout.splitlines()[-1])
+    return frozenset(getters), frozenset(metrics)
 
 
 def install(directory: Path | None = None) -> dict:

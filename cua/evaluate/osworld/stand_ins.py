@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 import random
+import re
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from cua.evaluate.osworld.cache import cache_entries, task_cache
 from cua.evaluate.taskconfig import TaskConfig
 
 TEXT_KINDS = {"txt", "md", "py", "sh", "json", "html", "css", "js", "srt", "tex", "bib", "csv"}
+CACHE_PREFIX = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}_")
 IMAGE_KINDS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "gif": "GIF", "webp": "WEBP",
                "pdf": "PDF"}
 
@@ -110,16 +112,28 @@ def _image(seed: int) -> Image.Image:
     return image
 
 
+def _archive_folder(path: Path) -> str:
+    """The one folder an archive stand-in holds, named after the archive (`binder.zip` holds
+    `binder/`, as the archives OSWorld's tasks unpack and then enter do)."""
+    name = CACHE_PREFIX.sub("", path.name)
+    for suffix in (".tar.gz", ".tar.xz", ".zip", ".gz", ".xz"):
+        if name.lower().endswith(suffix):
+            return name[:-len(suffix)]
+    return name
+
+
 def _zip(path: Path, seed: int) -> None:
+    folder = _archive_folder(path)
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("notes.txt", _text("txt", seed))
-        archive.writestr("sales.csv", _text("csv", seed))
+        archive.writestr(f"{folder}/notes.txt", _text("txt", seed))
+        archive.writestr(f"{folder}/sales.csv", _text("csv", seed))
 
 
 def _tar(path: Path, seed: int, compression: str) -> None:
+    folder = _archive_folder(path)
     with tarfile.open(path, f"w:{compression}") as archive:
         for name, kind in (("notes.txt", "txt"), ("sales.csv", "csv")):
             data = _text(kind, seed).encode()
-            info = tarfile.TarInfo(name)
+            info = tarfile.TarInfo(f"{folder}/{name}")
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))

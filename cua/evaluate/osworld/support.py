@@ -4,37 +4,29 @@ names, its setup and postconfig steps and its getters, checked against what cua 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import BaseModel
 
+from cua.evaluate.osworld.scorer_env import DESKTOP_ENV
 from cua.evaluate.taskconfig import TaskConfig
 
 ACCOUNT = "needs a Google account and its credentials, which no user of this run has"
 # OSWorld's related_apps names of apps cua desktops do not have, with the reason.
-MISSING_APPS = {
-    "gimp": "GIMP", "image": "GIMP", "vscode": "VS Code", "vs_code": "VS Code",
-    "thunderbird": "Thunderbird", "vlc": "VLC", "ubuntu_media_player": "VLC", "picard": "Picard",
-}
+MISSING_APPS = {"vscode": "VS Code", "vs_code": "VS Code", "picard": "Picard"}
 # Programs OSWorld's steps and command getters run that are not in cua desktops (`google-chrome`
 # and `nautilus` are: Chromium and PCManFM stand in for them, see
 # cua.desktop.apps.program_stand_ins).
 MISSING_PROGRAMS = {
-    "code": "VS Code", "gimp": "GIMP", "thunderbird": "Thunderbird",
-    "/usr/bin/thunderbird": "Thunderbird", "vlc": "VLC",
-    "gsettings": "GNOME's gsettings", "gio": "GNOME's gio", "pulseaudio": "PulseAudio",
-    "timedatectl": "systemd's timedatectl", "update-desktop-database": "desktop-file-utils",
+    "code": "VS Code", "pulseaudio": "PulseAudio", "timedatectl": "systemd's timedatectl",
     "apt": "apt (no package installs in a desktop)", "sudo": "sudo (no root in a desktop)",
 }
 SHELLS = {"bash", "/bin/bash", "sh", "/bin/sh"}
 COMMAND_GETTERS = {"vm_command_line", "vm_command_error"}
 COMMAND_STEPS = {"execute", "command", "launch", "execute_with_verification"}
 UNSUPPORTED_STEPS = {"googledrive": ACCOUNT, "login": ACCOUNT}
-UNSUPPORTED_GETTERS = {
-    "googledrive_file": ACCOUNT,
-    **dict.fromkeys(["vlc_config", "vlc_playing_info", "default_video_player"], "needs VLC"),
-    "gimp_config_file": "needs GIMP", "vscode_config": "needs VS Code",
-}
+UNSUPPORTED_GETTERS = {"googledrive_file": ACCOUNT, "vscode_config": "needs VS Code"}
 
 
 class Runnable(BaseModel):
@@ -44,11 +36,21 @@ class Runnable(BaseModel):
     not_runnable: dict[str, list[str]] = {}
 
 
-def task_problems(task: TaskConfig, commands: bool) -> list[str]:
+def task_problems(task: TaskConfig, commands: bool,
+                  offered: tuple[Collection[str], Collection[str]] | None = None) -> list[str]:
     """Why `task` cannot run on a cua desktop (empty: it can). `commands`: whether the desktop
     runs the shell and Python commands OSWorld's steps send (docker, or the local backend with
-    host commands allowed)."""
+    host commands allowed); `offered`: the getter types and metric functions of the installed
+    desktop-env, which scores the task."""
     problems = []
+    if offered is not None:
+        getters, metrics = offered
+        for call in task.evaluator.calls():
+            if call.func != "infeasible" and call.func not in metrics:
+                problems.append(f"metric {call.func}: not in the installed {DESKTOP_ENV}")
+            for getter in (call.result, call.expected):
+                if getter is not None and getter.type not in getters:
+                    problems.append(f"getter {getter.type}: not in the installed {DESKTOP_ENV}")
     for app in task.related_apps:
         name = app.lower()
         if name in MISSING_APPS:
