@@ -39,7 +39,8 @@ TERMINAL = [Hotkey(keys=["ctrl", "alt", "t"])]  # GNOME Terminal, as on OSWorld'
 TERMINAL_PROFILE = ("org.gnome.Terminal.Legacy.Profile:/org/gnome/terminal/legacy/profiles:/"
                     ":b1dcc9dd-5262-4d8d-a863-c897e6d979b9/")  # its default profile
 # Tasks a few actions solve: task file -> steps, each step's actions sent in one request (the
-# desktop is ready again after each). Terminal tasks type into GNOME Terminal, whose text /terminal reads.
+# desktop is ready again after each). Terminal tasks type into GNOME Terminal, whose text
+# /terminal reads.
 SOLVED_IN_A_FEW_ACTIONS = {
     # the terminal's size set for good (its profile's, in dconf): postconfig opens a terminal
     # and runs `stty size`
