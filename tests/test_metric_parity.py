@@ -41,7 +41,7 @@ from cua.collect.expert.calc import (
 )
 from cua.evaluate.osworld import scorer_env
 from cua.scoring.metrics.table import compare_table
-from tests.test_osworld_scorer import scorer_snippet_env, scorer_venv_or_skip
+from tests.test_osworld_scorer import scorer_venv_or_skip
 
 CONTENT = Path(__file__).resolve().parents[2] / "shared" / "content"
 BIG = 10_000  # cells: a workbook this big takes a second to load, so it gets only a few cases
@@ -203,7 +203,7 @@ def start_desktop_env(cases: list[dict], scratch: Path) -> subprocess.Popen:
     """desktop-env scoring `cases` in the scorer venv: its reply (a JSON list) goes to
     scratch/scores.json."""
     (scratch / "cases.json").write_text(json.dumps(cases))
-    env = scorer_snippet_env(scratch)
+    env = scorer_env.snippet_env(scratch)
     with (open(scratch / "cases.json") as stdin, open(scratch / "scores.json", "w") as stdout,
           open(scratch / "stderr.txt", "w") as stderr):
         return subprocess.Popen([str(scorer_env.python()), "-c", DESKTOP_ENV], stdin=stdin,

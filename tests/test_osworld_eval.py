@@ -27,7 +27,7 @@ from cua.evaluate.osworld.stand_ins import write_stand_ins
 from cua.evaluate.runner import EvalRecipe, EvalWorker
 from cua.evaluate.taskconfig import TaskConfig
 from tests.conftest import require_desktop_tools
-from tests.test_osworld_scorer import scorer_snippet_env, scorer_venv_or_skip
+from tests.test_osworld_scorer import scorer_venv_or_skip
 
 OSWORLD = Path(__file__).resolve().parents[2] / "shared" / "osworld" / "examples"
 FILL_BLANKS = "libreoffice_calc/01b269ae-2111-4a07-81fd-3fcd711993b0.json"  # fill B1:E30 down
@@ -275,7 +275,7 @@ def test_python_controller_methods_answer_from_a_cua_desktop(commands_desktop, t
         run = subprocess.run([str(scorer_env.python()), "-c", CONTROLLER_CALLS,
                               bridge.vm["host"], str(bridge.vm["server_port"])],
                              capture_output=True, text=True, timeout=300,
-                             env=scorer_snippet_env(tmp_path), cwd=tmp_path)
+                             env=scorer_env.snippet_env(tmp_path), cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     got = json.loads(run.stdout.splitlines()[-1])
     assert got["screenshot"] == b"\x89PNG\r\n\x1a\n".hex()

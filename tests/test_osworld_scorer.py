@@ -37,16 +37,6 @@ def scorer_venv_or_skip() -> None:
         pytest.skip(reason)
 
 
-def scorer_snippet_env(scratch: Path) -> dict[str, str]:
-    """The environment for desktop-env's code run in the scorer venv outside cua's worker, its
-    import side effects neutralised as the worker does in-process: no proxy list read from the
-    working directory, no stray .env loaded, none of cua's venv's PYTHON* variables."""
-    (scratch / "proxies.json").write_text("[]")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    return env | {"PROXY_CONFIG_FILE": str(scratch / "proxies.json"),
-                  "PYTHON_DOTENV_DISABLED": "1"}
-
-
 @pytest.fixture(scope="module")
 def scorer():
     scorer_venv_or_skip()

@@ -61,15 +61,26 @@ def python(directory: Path | None = None) -> Path:
     return _interpreter(directory)
 
 
+def snippet_env(scratch: Path) -> dict[str, str]:
+    """The environment for desktop-env's code run in this venv outside the worker, with `scratch`
+    as its working directory: its import side effects neutralised as the worker does in-process
+    (no proxy list read from the working directory, no stray .env loaded), none of cua's venv's
+    PYTHON* variables."""
+    (scratch / "proxies.json").write_text("[]")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    return env | {"PROXY_CONFIG_FILE": str(scratch / "proxies.json"),
+                  "PYTHON_DOTENV_DISABLED": "1"}
+
+
 @functools.cache
 def evaluator_names() -> tuple[frozenset[str], frozenset[str]]:
     """(getter types, metric functions) the installed desktop-env offers (a task file may name
     ones a newer OSWorld added); read once per process from the scorer venv."""
     code = ("import json, desktop_env.evaluators.getters as g, desktop_env.evaluators.metrics as m;"
             "print(json.dumps([[n[4:] for n in dir(g) if n.startswith('get_')], dir(m)]))")
-    done = subprocess.run([python(), "-I", "-W", "ignore", "-c", code], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHON_DOTENV_DISABLED": "1"},
-                          cwd=tempfile.gettempdir())
+    with tempfile.TemporaryDirectory(prefix="cua-scorer-") as scratch:
+        done = subprocess.run([python(), "-I", "-W", "ignore", "-c", code], capture_output=True,
+                              text=True, timeout=300, env=snippet_env(Path(scratch)), cwd=scratch)
     if done.returncode != 0:
         raise ScorerEnvError(f"desktop-env does not import: {done.stderr[-2000:]}")
     getters, metrics = json.loads(done.stdout.splitlines()[-1])
