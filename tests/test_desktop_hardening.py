@@ -106,6 +106,8 @@ def test_the_token_is_in_no_environment_command_line_or_file(ready):
     record = registry.load(ready.id)
     server = psutil.Process(record.pid)
     for process in (server, *server.children(recursive=True)):  # the server, X, the apps
+        if process.status() == psutil.STATUS_ZOMBIE:
+            continue  # an orphan the server adopted, ended since the last reset: nothing to read
         assert record.token not in " ".join(process.cmdline())
         assert record.token not in "".join(process.environ().values())
     assert not (Path(record.root) / "token").exists()

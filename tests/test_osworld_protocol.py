@@ -272,6 +272,25 @@ def test_an_overrunning_script_is_killed_with_its_process_group(osworld):
     assert sleeping == []
 
 
+def test_a_reset_ends_an_orphan_an_app_left_without_the_desktops_mark(osworld):
+    """Chromium's zygote children and crash handlers are forked away from the app and rewrite
+    their environment: such a process carries no mark, and once orphaned it is no descendant of
+    the server unless the server adopts orphans. A reset ends it all the same, and collects it:
+    no zombie is left."""
+    orphan = ["sleep", "315"]
+    launch = osworld.http.post("/setup/launch", json={
+        "command": f"env -u CUA_DESKTOP_ID setsid -f {' '.join(orphan)}", "shell": True})
+    assert launch.status_code == 200
+    found = lambda: [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == orphan]
+    [pid] = [p.pid for p in wait_until(found, 10, what="the orphan to start")]
+    try:
+        osworld.reset(CALC, files=["sales.xlsx"], clear_home=False)
+        assert not psutil.pid_exists(pid)  # neither running nor a zombie
+    finally:
+        for proc in found():
+            proc.kill()
+
+
 def test_launch_and_verified_execute(osworld):
     reply = osworld.http.post("/setup/launch", json={"command": ["bash", "-c",
                                                                  "sleep 0.5; touch ~/launched"]})

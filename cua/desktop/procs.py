@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -13,6 +14,30 @@ import psutil
 from cua.desktop.waiting import WaitTimeout, wait_until
 
 MARK = "CUA_DESKTOP_ID"
+PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36  # prctl options, <linux/prctl.h>
+
+
+def prctl(option: int, value: int) -> None:
+    """Set a property of this process (prctl(2)); OSError if the kernel refuses."""
+    if ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option}, {value}) failed")
+
+
+def adopt_orphans() -> None:
+    """Make this process the parent of its orphaned descendants instead of init: what an app
+    forks away from itself (Chromium's crash handlers, a daemon's double fork) stays among this
+    process's descendants. `reap_orphans` collects them once they end."""
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def reap_orphans(keep: set[int]) -> None:
+    """Collect every ended child of this process but `keep` (those whose `Popen` waits for them),
+    so adopted orphans do not pile up as zombies. Call it while no other thread waits for a
+    child: that thread would read exit status 0."""
+    for child in psutil.Process().children():
+        with suppress(psutil.Error, ChildProcessError):
+            if child.pid not in keep and child.status() == psutil.STATUS_ZOMBIE:
+                os.waitpid(child.pid, os.WNOHANG)
 
 
 def marked_pids(desktop_id: str, descendants: bool = False) -> list[int]:

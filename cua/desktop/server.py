@@ -10,7 +10,6 @@ while `health` always answers."""
 from __future__ import annotations
 
 import argparse
-import ctypes
 import hmac
 import json
 import math
@@ -31,7 +30,7 @@ from fastapi.responses import JSONResponse, Response
 
 from cua.actions import ActionError
 from cua.content.check import ContentError
-from cua.desktop import osworld
+from cua.desktop import osworld, procs
 from cua.desktop.api import (
     ExecuteReport,
     ExecuteRequest,
@@ -48,7 +47,6 @@ from cua.desktop.waiting import wait_until
 from cua.desktop.x11 import XServerDown
 from cua.records import SettleReport
 
-PR_SET_DUMPABLE = 4  # prctl option, <linux/prctl.h>
 BUSY_WAIT_S = 60.0  # how long a request waits for the one running before it to finish
 
 
@@ -259,8 +257,7 @@ def _read_token(path: Path) -> str:
 def _make_undumpable() -> None:
     """Hide this process's memory and environment from the desktop's own processes (same user):
     no ptrace, /proc/PID/{mem,environ} owned by root. Apps started later are unaffected."""
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+    procs.prctl(procs.PR_SET_DUMPABLE, 0)
 
 
 def _listen(args: argparse.Namespace) -> socket.socket:

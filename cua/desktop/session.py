@@ -27,6 +27,8 @@ from cua.envspec import APP_CONTENT, EnvSpec
 from cua.records import ActionResult, SettleReport
 
 DIALOG_GRACE_S = 2.0  # how long an app may show a modal dialog instead of its window
+STOP_ROUNDS = 3  # times stop_apps looks for processes started while it ends the others
+X_PROGRAMS = ("Xvfb", "openbox", "dbus-daemon")  # the X stack's, which stop_apps leaves running
 READY_QUIET_S = 1.0  # how long a screen and its apps stay still before a desktop counts as ready
 
 
@@ -37,12 +39,15 @@ class AppNotReady(RuntimeError):
 class Session:
     """Owns every process of one desktop; `reset` brings it to a ready state for an env spec.
     Its processes are those carrying its mark and, where `owns_descendants` (the control server,
-    whose children are all the desktop's), every descendant of this process."""
+    whose children are all the desktop's), every descendant of this process, orphans it adopts
+    included."""
 
     def __init__(self, root: Path, desktop_id: str, display: str | None = None,
                  owns_descendants: bool = False):
         self.root, self.id, self.requested_display = root, desktop_id, display
         self.owns_descendants = owns_descendants
+        if owns_descendants:
+            procs.adopt_orphans()
         self.home, self.run_dir, self.profile = root / "home", root / "run", root / "lo-profile"
         for d in (self.home / "Desktop", self.run_dir, root / "tmp"):  # a home as OSWorld's
             d.mkdir(parents=True, exist_ok=True)
@@ -133,12 +138,19 @@ class Session:
         return wait_settled(self.x.frame, policy, before, cpu=cpu)[0]
 
     def stop_apps(self) -> None:
+        """End every process of the desktop but its X stack, those started while they were being
+        ended included (an app that crashes on SIGTERM can start a crash handler)."""
         for proc in self.app_procs.values():
             procs.stop(proc)
         self.app_procs = {}
         keep = {p.pid for p in self.x.procs}
-        procs.kill_all([p for p in self.pids() if p not in keep
-                        and procs.comm(p) not in ("Xvfb", "openbox", "dbus-daemon")])
+        for _ in range(STOP_ROUNDS):
+            left = [p for p in self.pids() if p not in keep and procs.comm(p) not in X_PROGRAMS]
+            if not left:
+                break
+            procs.kill_all(left)
+        if self.owns_descendants:
+            procs.reap_orphans(keep)
 
     def clear_home(self) -> None:
         """Stop the apps and empty the home (files, app profiles, whatever an earlier episode
