@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from typing import NoReturn
@@ -224,7 +225,12 @@ def collect_cmd(
     if not manifest.content:
         reasons = "; ".join(f"{k}: {v}" for k, v in manifest.rejected_content.items())
         _fail(f"no usable content in the run ({reasons or 'no files'})")
-    counts = collect(store, spec, err)
+    from cua.train.serve import ServeError, serving
+    try:
+        with serving(spec, store.root) as served:
+            counts = collect(store, served, err)
+    except ServeError as exc:
+        _fail(str(exc))
     report = write_report(store)
     goal_errors = [g.error for g in store.goals().values()
                    if g.error and (g.call is None or g.call.error)]
@@ -431,10 +437,15 @@ def eval_cmd(
     _print_unsupported(unsupported)
     if not chosen:
         _usage("no task to run")
-    where = (spec.results_root() if spec.runs == 1
-             else f"{spec.out}/run-1 … run-{spec.runs}, each with its {spec.agent_format}/…")
-    err.print(f"{len(chosen)} tasks · results in {where}", highlight=False)
-    stores, rows = run_evals(spec, chosen, err)
+    from cua.train.serve import ServeError, serving
+    try:
+        with serving(spec, spec.out.expanduser()) as spec:
+            where = (spec.results_root() if spec.runs == 1 else
+                     f"{spec.out}/run-1 … run-{spec.runs}, each with its {spec.agent_format}/…")
+            err.print(f"{len(chosen)} tasks · results in {where}", highlight=False)
+            stores, rows = run_evals(spec, chosen, err)
+    except ServeError as exc:
+        _fail(str(exc))
     runs = f", {spec.runs} runs" if spec.runs > 1 else ""
     table = Table(title=f"cua eval: {spec.model.name} ({spec.agent_format}{runs})")
     table.add_column("domain", no_wrap=True)
@@ -559,6 +570,59 @@ def eval_install_scorer_cmd(
     versions = ", ".join(f"{k} {v}" for k, v in stamp["versions"].items())
     console.print(f"OSWorld scorer venv ready in {directory}: {versions}", highlight=False,
                   soft_wrap=True)
+
+
+@app.command("serve")
+def serve_cmd(
+    model_dir: Path = typer.Argument(..., help="a local model dir"),
+    engine: str = typer.Option("transformers", help="transformers (CPU) or vllm (GPU hosts)"),
+    name: str | None = typer.Option(None, help="the model name requests use (vllm; default: "
+                                    "the dir's name; transformers serves it as its path)"),
+    agent_format: str = typer.Option("uitars-1.5", help="the format its requests come in"),
+    set_: list[str] = typer.Option([], "--set", help="a format option: key=value "
+                                   "(history_n=3, …)"),
+    host: str = typer.Option("127.0.0.1", help="0.0.0.0 to serve other hosts"),
+    port: int | None = typer.Option(None, help="default: a free port"),
+    max_tokens: int = typer.Option(1000, help="the longest reply (vllm: model length)"),
+    tensor_parallel: int | None = typer.Option(None, help="vllm: GPUs (default: those present, "
+                                               "fitted to the model's heads)"),
+    log: Path = typer.Option(Path("serve.log"), help="the engine's log"),
+    print_command: bool = typer.Option(False, help="print the engine's command line and exit"),
+) -> None:
+    """Serve a model dir as an OpenAI-compatible endpoint with the flags the agent format needs,
+    until interrupted."""
+    import signal as signals
+
+    from cua.formats import get_format
+    from cua.recipes import ServeConfig, apply_overrides
+    from cua.train.serve import TOOLS, ModelServer, ServeError
+
+    if engine not in TOOLS:
+        _usage(f"--engine {engine!r}: choose {' or '.join(TOOLS)}")
+    try:
+        config = ServeConfig(engine=engine, model=model_dir, host=host, port=port,
+                             tensor_parallel=tensor_parallel)
+        fmt = get_format(agent_format, **apply_overrides({}, set_))
+        server = ModelServer(config, log, name, fmt, max_tokens)
+    except (ValueError, TypeError, OSError) as exc:
+        _usage(str(exc))
+    except ServeError as exc:
+        _fail(str(exc))
+    if print_command:
+        print(server.command_line())
+        return
+    signals.signal(signals.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        with server:
+            err.print(f"serving {server.model!r} at {server.base_url} (log: {log}); Ctrl+C "
+                      "stops it", highlight=False)
+            while server.proc.poll() is None:
+                time.sleep(1)
+            _fail(f"{engine} stopped (exit {server.proc.returncode}); see {log}")
+    except ServeError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command("loop")

@@ -27,7 +27,8 @@ class LoopRecipe(Strict):
     eval_content: dict[str, int] = Field(min_length=1)  # {presentations: n, …, seed: s}
     eval_tasks_per_file: int = Field(1, ge=1)
     eval_max_steps: int = Field(12, ge=1)
-    eval_model: dict[str, Any] = {}        # sampling of the served student (ModelConfig fields)
+    eval_model: dict[str, Any] = {}        # the served student's ModelConfig fields (sampling;
+                                           # serve.engine, …: the loop fills serve.model in)
     workers: int = Field(2, ge=1)
 
 
@@ -113,19 +114,14 @@ def _serve_and_eval(model_dir: Path, tasks_dir: Path, results: Path, recipe: Loo
                     agent_format: str, console) -> float:
     from cua.evaluate.runner import EvalRecipe, run_eval, select_tasks
     from cua.formats import model_bounds
-    from cua.train.serve import TransformersServer
+    from cua.train.serve import serving
 
-    server = TransformersServer(model_dir, results.parent / f"{results.name}-serve.log")
-    results.parent.mkdir(parents=True, exist_ok=True)
-    server.start()
-    try:
-        spec = EvalRecipe(tasks=[tasks_dir], out=results, agent_format=agent_format,
-                          agent_format_options=model_bounds(agent_format, model_dir),
-                          model={**recipe.eval_model, "name": server.model,
-                                 "base_url": server.base_url},
-                          max_steps=recipe.eval_max_steps, workers=recipe.workers)
-        tasks, _ = select_tasks(spec)
-        _, rows = run_eval(spec, tasks, console)
-    finally:
-        server.stop()
+    spec = EvalRecipe(tasks=[tasks_dir], out=results, agent_format=agent_format,
+                      agent_format_options=model_bounds(agent_format, model_dir),
+                      model={"name": model_dir.name, **recipe.eval_model,
+                             "serve": {**recipe.eval_model.get("serve", {}), "model": model_dir}},
+                      max_steps=recipe.eval_max_steps, workers=recipe.workers)
+    with serving(spec, results.parent / f"{results.name}-serve") as served:
+        tasks, _ = select_tasks(served)
+        _, rows = run_eval(served, tasks, console)
     return rows[-1].success_rate

@@ -4,7 +4,7 @@ the settings every recipe that runs an agent shares (its model, format and step 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -18,13 +18,29 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ServeConfig(Strict):
+    """A server the command starts for its run and stops after it, whatever happens: the
+    endpoint of the model config it belongs to (see `cua serve`)."""
+
+    engine: Literal["transformers", "vllm"] = "transformers"  # transformers: CPU; vllm: GPUs
+    model: Path                             # a local model dir (nothing downloads at run time)
+    host: str = "127.0.0.1"                 # 0.0.0.0: reachable from other hosts (Ray workers)
+    port: int | None = Field(None, ge=1, le=65535)  # None: a free port
+    tensor_parallel: int | None = Field(None, ge=1)  # vllm; None: the GPUs present, fitted
+    max_model_len: int | None = Field(None, ge=1)    # vllm; None: sample budget + max_tokens
+    args: list[str] = []                    # more flags for the engine, as given
+    timeout_s: float = Field(900.0, gt=0)   # until it answers its health check
+
+
 class ModelConfig(Strict):
     """One model endpoint and its sampling (UI-TARS-1.5 reference: temperature 0, max_tokens
     1000). `name: scripted` selects the built-in scripted expert instead. `concurrency` bounds the
-    requests in flight to this endpoint from all the workers of a run (per process on Ray)."""
+    requests in flight to this endpoint from all the workers of a run (per process on Ray).
+    With `serve`, the command serves the model itself and `base_url` is that server's."""
 
     name: str = "scripted"
     base_url: str | None = None
+    serve: ServeConfig | None = None
     api_key_env: str = "OPENAI_API_KEY"
     temperature: float = 0.0
     max_tokens: int = Field(1000, gt=0)
@@ -40,9 +56,9 @@ class ModelConfig(Strict):
 
     @model_validator(mode="after")
     def _endpoint(self) -> ModelConfig:
-        if not self.scripted and not self.base_url:
+        if not self.scripted and not self.base_url and self.serve is None:
             raise ValueError(f"model {self.name!r} needs a base_url (an OpenAI-compatible "
-                             "endpoint, e.g. http://gpu-host:8000/v1)")
+                             "endpoint, e.g. http://gpu-host:8000/v1) or a serve block")
         return self
 
 

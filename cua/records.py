@@ -100,6 +100,7 @@ class StepRecord(BaseModel):
     screenshot: str                    # SHA256 of the screen PNG this step observed
     windows: list[str] = []            # window titles at that moment
     call: ModelCall | None = None      # None when the scripted expert acted
+    discarded: list[ModelCall] = []    # earlier replies of this step the loop could not parse
     response: str                      # the raw response text in the agent format
     thought: str = ""
     actions: list[Action] = []
@@ -138,6 +139,7 @@ class EpisodeRecord(BaseModel):
     outcome: Outcome
     terminated: bool = False           # the agent said finished/call_user
     truncated: str | None = None       # why the loop was cut: max_steps, parse_errors
+    last_action: Literal["DONE", "FAIL"] | None = None  # what OSWorld's scorer is told
     setup_log: list[str] = []          # the setup and postconfig operations as they ran
     final_screenshot: str | None = None  # the screen after the agent's last step
     evaluation: EvalResult | None = None  # the evaluator's score (success means score 1)

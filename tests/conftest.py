@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -80,13 +84,21 @@ def local_desktop():
 def tiny_server(tmp_path_factory):
     """`transformers serve` of cua's tiny Qwen2.5-VL on 127.0.0.1 (its replies are gibberish)."""
     pytest.importorskip("transformers", reason="needs the train extra (pip install -e '.[train]')")
-    from cua.train.serve import TransformersServer
+    from cua.recipes import ServeConfig
+    from cua.train.serve import ModelServer
     from cua.train.tinymodel import build_tiny_model
 
     folder = tmp_path_factory.mktemp("tiny")
-    server = TransformersServer(build_tiny_model(folder / "model"), folder / "serve.log").start()
+    model = build_tiny_model(folder / "model")
+    server = ModelServer(ServeConfig(model=model), folder / "serve.log").start()
     yield server
     server.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def wait_for_change(desktop, remote: str, before: bytes, timeout_s: float = 30.0) -> bytes:
@@ -100,3 +112,57 @@ def wait_for_change(desktop, remote: str, before: bytes, timeout_s: float = 30.0
         previous = data
         time.sleep(0.25)
     raise AssertionError(f"{remote} did not change within {timeout_s} s")
+
+
+def chat_reply(text: str) -> dict:
+    """An OpenAI chat completion whose message is `text`."""
+    return {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": text}}]}
+
+
+class ChatDouble:
+    """An OpenAI-compatible endpoint on 127.0.0.1 that records each request and answers it
+    with the next scripted (status, body, delay)."""
+
+    def __init__(self, script):
+        self.script, self.requests = list(script), []
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                double.requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                status, body, delay = double.script.pop(0)
+                time.sleep(delay)
+                payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                try:
+                    self.wfile.write(payload)
+                except BrokenPipeError:
+                    pass  # the client timed out and left
+
+            def log_message(self, *_):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def double():
+    """Makes `ChatDouble`s from scripts; closes them after the test."""
+    made = []
+
+    def make(*script):
+        made.append(ChatDouble(script))
+        return made[-1]
+    yield make
+    for d in made:
+        d.close()

@@ -121,12 +121,12 @@ def test_dead_endpoint_and_killed_app_are_recorded(tmp_path):
     worker = Worker(recipe)
     act = worker.agent.act
 
-    def kill_calc_on_step_two(context, observation, put=None):
+    def kill_calc_on_step_two(context, observation, put=None, attempt=0):
         if len(context.history) == 1:
             for pid in procs.marked_pids(worker.desktop.id):
                 if procs.comm(pid) == "soffice.bin":
                     os.kill(pid, signal.SIGKILL)
-        return act(context, observation, put)
+        return act(context, observation, put, attempt)
 
     worker.agent.act = kill_calc_on_step_two
     units = goal_units(store)

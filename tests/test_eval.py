@@ -4,11 +4,16 @@ the OSWorld results layout, resume, and `cua eval check`."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from cua.content.documents import make_document, make_presentation
+from cua.desktop.waiting import wait_until
 from cua.evaluate import load_tasks
 from cua.evaluate.check import check_tasks
 from cua.evaluate.make import make_tasks
@@ -20,7 +25,7 @@ from cua.evaluate.runner import (
     run_evals,
     select_tasks,
 )
-from tests.conftest import require_desktop_tools
+from tests.conftest import free_port, require_desktop_tools
 
 
 @pytest.fixture
@@ -121,15 +126,32 @@ def test_runs_combine_as_mean_and_sample_deviation():
     assert (combined.runs, combined.tasks, combined.done, combined.errors) == (3, 4, 9, 3)
 
 
-def test_served_model_is_scored_and_a_dead_endpoint_is_retried(task_set, tmp_path, tiny_server):
+def test_served_model_is_scored_and_a_dead_endpoint_is_retried(task_set, tmp_path):
+    """`cua serve` (transformers) of the tiny model answers an eval; SIGINT stops it."""
     require_desktop_tools()
-    model = {"name": tiny_server.model, "base_url": tiny_server.base_url, "max_tokens": 40}
-    recipe = EvalRecipe(tasks=[task_set], domains=["libreoffice_writer"], out=tmp_path / "r",
-                        model=model, max_steps=2, parse_error_budget=2)
-    tasks, _ = select_tasks(recipe)
-    store, rows = run_eval(recipe, tasks)
+    pytest.importorskip("transformers", reason="needs the train extra (pip install -e '.[train]')")
+    from cua.train.tinymodel import build_tiny_model
+
+    model_dir, port = build_tiny_model(tmp_path / "tiny"), free_port()
+    served = subprocess.Popen([sys.executable, "-m", "cua", "serve", str(model_dir), "--port",
+                               str(port), "--log", str(tmp_path / "serve.log")],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: served.poll() is not None or answers(f"http://127.0.0.1:{port}/health"),
+                   300, 0.5, "cua serve to answer")
+        assert served.poll() is None, served.stderr.read()
+        model = {"name": str(model_dir), "base_url": f"http://127.0.0.1:{port}/v1",
+                 "max_tokens": 40}
+        recipe = EvalRecipe(tasks=[task_set], domains=["libreoffice_writer"], out=tmp_path / "r",
+                            model=model, max_steps=2, parse_error_budget=2)
+        tasks, _ = select_tasks(recipe)
+        store, rows = run_eval(recipe, tasks)
+    finally:
+        served.send_signal(signal.SIGINT)
+        assert served.wait(timeout=60) == 0
+    assert not answers(f"http://127.0.0.1:{port}/health")
     episode = store.episodes()[tasks[0].id]
-    assert episode.outcome == "failure" and episode.steps[0].call.request["model"] == tiny_server.model
+    assert episode.outcome == "failure" and episode.steps[0].call.request["model"] == str(model_dir)
     assert rows[-1].success_rate == 0 and rows[-1].done == 1
     # The same tasks against a dead endpoint: recorded as errors, no result, retried on resume.
     dead = recipe.model_copy(update={"out": tmp_path / "dead", "model": recipe.model.model_copy(
@@ -137,6 +159,13 @@ def test_served_model_is_scored_and_a_dead_endpoint_is_retried(task_set, tmp_pat
     store, rows = run_eval(dead, tasks)
     assert store.episodes()[tasks[0].id].outcome == "error" and rows[-1].errors == 1
     assert not list(store.root.rglob("result.txt"))
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 OFFICE_SMOKE = Path(__file__).resolve().parent.parent / "tasks" / "eval" / "office-smoke"
@@ -171,6 +200,27 @@ def test_recipes_load():
     assert smoke.model.temperature == 0 and smoke.model.max_tokens == 1000
     loop = load_recipe(root / "demo-loop.yaml", kind=LoopRecipe)
     assert loop.collect.exists() and loop.sft.exists()
+
+
+def test_osworld_runs_drive_uitars_as_osworlds_reference_run():
+    """The OSWorld eval recipe and the collection for a student evaluated there use the format's
+    osworld profile; OSWorld's run protocol (a test list) defaults to it; cua's tasks do not."""
+    from cua.collect.recipe import CollectRecipe
+    from cua.formats import get_format
+    from cua.recipes import load_recipe
+
+    root = OFFICE_SMOKE.parents[2] / "recipes"
+    for path, kind in ((root / "eval-osworld.yaml", EvalRecipe),
+                       (root / "procua.yaml", CollectRecipe)):
+        recipe = load_recipe(path, kind=kind)
+        fmt = get_format(recipe.agent_format, **recipe.agent_format_options)
+        assert fmt.profile == "osworld" and fmt.loop.attempts == 3, path
+    listed = EvalRecipe(tasks=[Path("examples")], test_list=Path("test_all.json"))
+    assert listed.agent_format_options == {"profile": "osworld"}
+    chosen = EvalRecipe(tasks=[Path("examples")], test_list=Path("test_all.json"),
+                        agent_format_options={"profile": "cua", "history_n": 3})
+    assert chosen.agent_format_options == {"profile": "cua", "history_n": 3}
+    assert EvalRecipe(tasks=[Path("tasks")]).agent_format_options == {}
 
 
 def test_cli_makes_runs_and_checks_a_task_set(tmp_path):

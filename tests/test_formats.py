@@ -306,10 +306,10 @@ FRAGMENTS = ["Thought: ", "Action: ", "Reflection: ", "Action_Summary: ", "click
 @settings(max_examples=400, deadline=None)
 @given(text=st.one_of(st.text(), st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join),
                       st.builds("Thought: {}\nAction: {}".format, st.text(), st.text())),
-       name=st.sampled_from(sorted(FORMATS)),
+       name=st.sampled_from(sorted(FORMATS)), profile=st.sampled_from(["cua", "osworld"]),
        screen=st.tuples(st.integers(1, 5000), st.integers(1, 5000)))
-def test_parse_total(text, name, screen):
-    fmt = get_format(name)
+def test_parse_total(text, name, profile, screen):
+    fmt = get_format(name, profile=profile)
     assume(max(screen) / min(screen) <= 200)
     try:
         parsed = fmt.parse(text, screen)
@@ -342,9 +342,10 @@ def canonical_actions(screen: tuple[int, int]) -> st.SearchStrategy:
 
 
 @settings(max_examples=300, deadline=None)
-@given(data=st.data(), name=st.sampled_from(sorted(FORMATS)), thought=THOUGHTS)
-def test_unparse_parse_round_trip(data, name, thought):
-    fmt = get_format(name)
+@given(data=st.data(), name=st.sampled_from(sorted(FORMATS)), thought=THOUGHTS,
+       profile=st.sampled_from(["cua", "osworld"]))
+def test_unparse_parse_round_trip(data, name, thought, profile):
+    fmt = get_format(name, profile=profile)
     screen = data.draw(st.sampled_from(SCREENS[name]))
     actions = data.draw(st.lists(canonical_actions(screen), min_size=1, max_size=3))
     parsed = fmt.parse(fmt.unparse(thought, actions, screen), screen)
@@ -379,3 +380,44 @@ def test_render_is_deterministic(seed, t, name, screen):
     assert first == second
     assert sum(m["content"][0]["type"] == "image_url" for m in first) == min(t + 1, 5)
     assert math.prod(decode(first[-1]["content"][0]).size) == math.prod(fmt.image_size(screen))
+
+
+# --- the osworld profile (OSWorld's reference run; tests/test_uitars_reference.py drives both) ---
+
+def test_osworld_profile_sends_the_screenshot_as_taken_and_answers_in_the_processors_grid():
+    cua, osworld = get_format("uitars-1.5"), get_format("uitars-1.5", profile="osworld")
+    assert (cua.language, osworld.language) == ("English", "Chinese")
+    assert get_format("uitars-1.5", profile="osworld", language="English").language == "English"
+    assert "Use Chinese in `Thought` part." in osworld.prompt("x")
+    assert cua.image_size(SCREEN) == osworld.grid(SCREEN) == cua.grid(SCREEN) == (1932, 1092)
+    assert osworld.image_size(SCREEN) == SCREEN
+    assert osworld.image_tokens(SCREEN) == cua.image_tokens(SCREEN)
+    shot = png((10, 20, 30), size=SCREEN)
+    ctx = Context(instruction="x", screenshot=shot, screen=SCREEN)
+    [sent] = [decode(m["content"][0]) for m in osworld.render(ctx) if m["role"] == "user"
+              and m["content"][0]["type"] == "image_url"]
+    assert sent.size == SCREEN and sent.getpixel((0, 0)) == (10, 20, 30)
+    big = get_format("uitars-1.5", profile="osworld", max_pixels=1000 * 500)
+    assert big.image_size(SCREEN) == (942, 530)  # sides scaled by sqrt(area ratio), truncated
+    with pytest.raises(ValueError):
+        get_format("uitars-1.5", profile="vm")
+
+
+def test_osworld_profile_clamps_truncates_and_refuses_box_tokens():
+    fmt = get_format("uitars-1.5", profile="osworld")
+    edge = fmt.parse("Thought: t\nAction: click(start_box='(1940,1100)')", SCREEN).actions
+    assert edge == [Click(x=1919, y=1079)]  # the cua profile refuses it
+    with pytest.raises(ParseError):
+        get_format("uitars-1.5").parse("Action: click(start_box='(1940,1100)')", SCREEN)
+    # pyautogui truncates: 25 * 1920 / 1932 = 24.84 is pixel 24 (cua's profile rounds to 25)
+    assert fmt.parse("Action: click(start_box='(25,25)')", SCREEN).actions == [Click(x=24, y=24)]
+    assert get_format("uitars-1.5").parse("Action: click(start_box='(25,25)')",
+                                          SCREEN).actions == [Click(x=25, y=25)]
+    with pytest.raises(ParseError, match="box tokens"):
+        fmt.parse("Action: click(start_box='<|box_start|>(5,5)<|box_end|>')", SCREEN)
+    reply = fmt.unparse("t", [Click(x=24, y=24)], SCREEN)
+    assert "<|box_start|>" not in reply  # as vLLM returns it; history adds the tokens
+    assert fmt.assistant_text(f"  {reply} ") == (
+        "Thought: t\nAction: click(start_box='<|box_start|>(25,25)<|box_end|>')")
+    assert fmt.assistant_text("Action: click(start_box='(1, 2)')") == (
+        "Action: click(start_box='(1, 2)')")  # OSWorld wraps only '(x,y)' without a space

@@ -3,69 +3,14 @@ retries with backoff, timeouts, malformed replies and dead endpoints are recorde
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
 
 from cua.collect.client import ChatModel, ModelConfig
 from cua.collect.store import ScreenBuffer
+from tests.conftest import chat_reply
 
 PNG_URL = "data:image/png;base64,iVBORw0KGgo="
-
-
-def _reply(text: str) -> dict:
-    return {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": text}}]}
-
-
-class Double:
-    """Answers each POST with the next scripted (status, body, delay)."""
-
-    def __init__(self, script):
-        self.script, self.requests = list(script), []
-        double = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                double.requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                status, body, delay = double.script.pop(0)
-                time.sleep(delay)
-                payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                try:
-                    self.wfile.write(payload)
-                except BrokenPipeError:
-                    pass  # the client timed out and left
-
-            def log_message(self, *_):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self):
-        self.server.shutdown()
-
-
-@pytest.fixture
-def double(request):
-    made = []
-
-    def make(*script):
-        made.append(Double(script))
-        return made[-1]
-    yield make
-    for d in made:
-        d.close()
 
 
 def _model(url: str, **options) -> ChatModel:
@@ -78,7 +23,7 @@ MESSAGES = [{"role": "user", "content": [{"type": "text", "text": "hi"},
 
 def test_retries_server_errors_then_records_the_exact_call(double):
     server = double((500, {"error": "boom"}, 0), (503, {"error": "busy"}, 0),
-                    (200, _reply("Thought: ok\nAction: wait()"), 0))
+                    (200, chat_reply("Thought: ok\nAction: wait()"), 0))
     screens = ScreenBuffer()
     call = _model(server.url, temperature=0.0, max_tokens=1000).complete(MESSAGES, "executor",
                                                                         screens.put)
@@ -96,7 +41,7 @@ def test_gives_up_after_the_retry_budget(double):
 
 
 def test_timeout_malformed_json_and_refused_connection(double):
-    slow = double((200, _reply("late"), 2.0), (200, _reply("late"), 2.0))
+    slow = double((200, chat_reply("late"), 2.0), (200, chat_reply("late"), 2.0))
     call = _model(slow.url, timeout_s=0.3, max_retries=1).complete(MESSAGES, "goal",
                                                                    ScreenBuffer().put)
     assert "Timeout" in call.error and call.attempts == 2
@@ -118,7 +63,7 @@ def test_concurrency_bounds_the_requests_in_flight_from_every_worker(double):
     from cua.collect.recipe import CollectRecipe
     from cua.collect.worker import Worker
 
-    server = double(*[(200, _reply("Thought: ok\nAction: wait()"), 0.3)] * 6)
+    server = double(*[(200, chat_reply("Thought: ok\nAction: wait()"), 0.3)] * 6)
     in_flight, peak, lock = 0, 0, threading.Lock()
     handler = server.server.RequestHandlerClass
     original = handler.do_POST

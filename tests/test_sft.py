@@ -105,7 +105,8 @@ def test_tiny_model_trains_resumes_and_serves(dataset, tiny_model, tmp_path):
     import openai
 
     from cua.formats import Context, get_format
-    from cua.train.serve import TransformersServer
+    from cua.recipes import ServeConfig
+    from cua.train.serve import ModelServer
 
     image = load_sft_dataset(dataset)[0]["images"][0]
     import io
@@ -114,7 +115,7 @@ def test_tiny_model_trains_resumes_and_serves(dataset, tiny_model, tmp_path):
     fmt = get_format("uitars-1.5", **read_manifest(dataset).format_options)
     messages = fmt.render(Context(instruction="Save the file.", screenshot=png.getvalue(),
                                   screen=(1920, 1080)))
-    with TransformersServer(out / "model", tmp_path / "serve.log") as server:
+    with ModelServer(ServeConfig(model=out / "model"), tmp_path / "serve.log") as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="EMPTY")
         reply = client.chat.completions.create(model=server.model, messages=messages,
                                                max_tokens=8, temperature=0)

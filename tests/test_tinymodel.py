@@ -132,10 +132,11 @@ def test_transformers_serve_answers_chat_with_screenshot(model_dir, tmp_path):
     pytest.importorskip("openai", reason=_REASON.format("openai"))
     from openai import OpenAI
 
-    from cua.train.serve import TransformersServer
+    from cua.recipes import ServeConfig
+    from cua.train.serve import ModelServer
 
     started = time.monotonic()
-    server = TransformersServer(model_dir, tmp_path / "serve.log").start()
+    server = ModelServer(ServeConfig(model=model_dir), tmp_path / "serve.log").start()
     try:
         startup = time.monotonic() - started
         url = "data:image/png;base64," + base64.b64encode(png_bytes(screenshot())).decode()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Callable, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import openai
 
@@ -34,13 +35,17 @@ class ChatModel:
         self._slots = threading.BoundedSemaphore(config.concurrency)
 
     def complete(self, messages: list[dict], role: Literal["goal", "judge", "executor"],
-                 put: Callable[[bytes], str]) -> ModelCall:
-        """One completion; `put` stores the request's images (see `store.externalize`)."""
+                 put: Callable[[bytes], str], defaults: Mapping[str, Any] = {},
+                 overrides: Mapping[str, Any] = {}) -> ModelCall:
+        """One completion; `put` stores the request's images (see `store.externalize`). The
+        sampling parameters: the config's temperature and max_tokens, then `defaults`, the
+        config's top_p and extra_body, then `overrides`."""
         body: dict[str, Any] = {"model": self.config.name, "messages": messages,
                                 "temperature": self.config.temperature,
-                                "max_tokens": self.config.max_tokens, **self.config.extra_body}
+                                "max_tokens": self.config.max_tokens, **defaults}
         if self.config.top_p is not None:
             body["top_p"] = self.config.top_p
+        body |= {**self.config.extra_body, **overrides}
         recorded = externalize(body, put)
         start, attempts = time.monotonic(), 1
         try:

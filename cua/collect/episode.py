@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from cua.actions import CallUser, Finished
+from cua.actions import Action, CallUser, Finished, Wait
 from cua.collect.roles import Agent, Observation, Put
 from cua.collect.store import ScreenBuffer
 from cua.desktop.ops import Op, home_path, prepare, run_ops
@@ -105,8 +105,9 @@ def run_episode(desktop, spec: EpisodeSpec, agent: Agent | None, agent_format: A
             record.outcome = "infeasible"
         else:
             if agent is not None:
-                record.steps, record.terminated, record.truncated = rollout(
-                    desktop, spec.task, agent, agent_format, screens, settings)
+                done = rollout(desktop, spec.task, agent, agent_format, screens, settings)
+                record.steps, record.terminated = done.steps, done.terminated
+                record.truncated, record.last_action = done.truncated, done.last_action
                 if (record.truncated or "").startswith("model_error"):
                     raise EpisodeError(f"the agent's endpoint failed: {record.truncated}")
             record.final_screenshot = screens.put(desktop.screenshot_png())
@@ -114,8 +115,7 @@ def run_episode(desktop, spec: EpisodeSpec, agent: Agent | None, agent_format: A
             if not health.ok:
                 down = [app for app, up in health.apps.items() if not up] or ["X server"]
                 raise EpisodeError(f"{', '.join(down)} died during the episode")
-            log, record.evaluation = spec.harness.score(desktop, files,
-                                                         last_action(record.steps))
+            log, record.evaluation = spec.harness.score(desktop, files, record.last_action)
             record.setup_log += log
             if record.evaluation is None:
                 record.outcome = "unverified"
@@ -128,28 +128,28 @@ def run_episode(desktop, spec: EpisodeSpec, agent: Agent | None, agent_format: A
     return record, screens.screens
 
 
-def last_action(steps: list[StepRecord]) -> str | None:
-    """The episode's last action as OSWorld names it: "DONE" (finished), "FAIL" (call_user), else
-    None."""
-    actions = steps[-1].actions if steps else []
-    for action in actions:
-        if isinstance(action, Finished):
-            return "DONE"
-        if isinstance(action, CallUser):
-            return "FAIL"
-    return None
+@dataclass
+class Rollout:
+    """What the agent did: its steps, whether it ended the episode itself (finished/call_user),
+    why the loop cut it otherwise (max_steps, parse_errors, model_error: …), and its last action
+    as OSWorld's scorer hears it ("DONE", "FAIL" or None)."""
+
+    steps: list[StepRecord] = field(default_factory=list)
+    terminated: bool = False
+    truncated: str | None = None
+    last_action: Literal["DONE", "FAIL"] | None = None
 
 
 def rollout(desktop, task: Task, agent: Agent, agent_format: AgentFormat, screens: ScreenBuffer,
-            settings: AgentSettings) -> tuple[list[StepRecord], bool, str | None]:
-    """Observe, ask the agent, parse, act; until it finishes or the episode is cut. Returns the
-    steps, whether the agent ended the episode itself (finished/call_user), and why it was cut
-    otherwise (max_steps, parse_errors, model_error: …)."""
+            settings: AgentSettings) -> Rollout:
+    """Observe, ask the agent, parse, act; until it finishes or the episode is cut, the way the
+    format's loop policy says (cua's loop, or the reference run of the format's family)."""
     screen = (desktop.spec.screen.width, desktop.spec.screen.height)
+    policy = agent_format.loop
     agent.start(task)
     history: list[Step] = []
-    steps: list[StepRecord] = []
-    parse_errors = 0
+    done = Rollout()
+    parse_errors, waits_left = 0, policy.call_user_waits
     for index in range(settings.max_steps):
         t0 = time.monotonic()
         png = desktop.screenshot_png()
@@ -157,30 +157,71 @@ def rollout(desktop, task: Task, agent: Agent, agent_format: AgentFormat, screen
         t1 = time.monotonic()
         context = Context(instruction=task.instruction, history=history, screenshot=png,
                           screen=screen)
-        response, call = agent.act(context, Observation(png, windows, screen), screens.put)
-        t2 = time.monotonic()
         record = StepRecord(index=index, screenshot=screens.put(png), windows=windows,
-                            call=call, response=response,
-                            seconds={"observe": t1 - t0, "model": t2 - t1})
-        steps.append(record)
-        history.append(Step(screenshot=png, response=response))
-        if call is not None and call.error:
-            return steps, False, f"model_error: {call.error}"
-        try:
-            parsed = agent_format.parse(response, screen)
-        except ParseError as exc:
-            record.parse_error = str(exc)
+                            response="", seconds={"observe": t1 - t0})
+        done.steps.append(record)
+        parsed = None
+        for attempt in range(policy.attempts):
+            if record.call is not None:
+                record.discarded.append(record.call)  # an unparsed reply: never history
+            record.response, record.call = agent.act(
+                context, Observation(png, windows, screen), screens.put, attempt)
+            if record.call is not None and record.call.error:
+                record.seconds["model"] = time.monotonic() - t1
+                done.truncated = f"model_error: {record.call.error}"
+                return done
+            try:
+                parsed = agent_format.parse(record.response, screen)
+                record.parse_error = None
+                break
+            except ParseError as exc:
+                record.parse_error = str(exc)
+        t2 = time.monotonic()
+        record.seconds["model"] = t2 - t1
+        if parsed is None:
+            if policy.attempts > 1:  # the reference run gives up on the episode: DONE
+                done.truncated, done.last_action = "parse_errors", "DONE"
+                return done
+            history.append(Step(screenshot=png, response=record.response))
             parse_errors += 1
             if parse_errors >= settings.parse_error_budget:
-                return steps, False, "parse_errors"
+                done.truncated = "parse_errors"
+                return done
             continue
+        history.append(Step(screenshot=png, response=record.response))
         record.thought, record.actions = parsed.thought, parsed.actions
-        stop = next((i for i, a in enumerate(parsed.actions)
-                     if isinstance(a, (Finished, CallUser))), None)
-        todo = parsed.actions if stop is None else parsed.actions[:stop]
+        todo, end = _plan(parsed.actions, policy.first_control_decides)
+        if isinstance(end, CallUser) and waits_left > 0:
+            waits_left -= 1
+            todo, end = [Wait()], None
+        last_step = index == settings.max_steps - 1
+        if end is None and last_step and policy.fail_at_max_steps and not _waits(todo):
+            done.truncated, done.last_action = "max_steps", "FAIL"
+            return done
         if todo:
             record.results = desktop.execute(todo).results
         record.seconds["execute"] = time.monotonic() - t2
-        if stop is not None:
-            return steps, True, None
-    return steps, False, "max_steps"
+        if end is not None:
+            done.terminated = True
+            done.last_action = "DONE" if isinstance(end, Finished) else "FAIL"
+            return done
+    done.truncated = "max_steps"
+    return done
+
+
+def _plan(actions: list[Action], first_control_decides: bool
+          ) -> tuple[list[Action], Finished | CallUser | None]:
+    """The actions to run and the one that ends the episode: cua's loop runs the actions before
+    the first finished/call_user; the reference run acts on a step's first finished, wait or
+    call_user alone and drops the rest."""
+    if first_control_decides:
+        control = next((a for a in actions if isinstance(a, (Finished, CallUser, Wait))), None)
+        if control is not None:
+            return ([], control) if isinstance(control, (Finished, CallUser)) else ([control], None)
+    stop = next((i for i, a in enumerate(actions) if isinstance(a, (Finished, CallUser))), None)
+    return (actions, None) if stop is None else (actions[:stop], actions[stop])
+
+
+def _waits(actions: list[Action]) -> bool:
+    """A step that only waits (the reference run's WAIT), which the step limit does not fail."""
+    return len(actions) == 1 and isinstance(actions[0], Wait)

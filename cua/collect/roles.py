@@ -78,9 +78,10 @@ class Agent(Protocol):
         """Prepare for a new episode of `task`."""
         ...
 
-    def act(self, context: Context, observation: Observation,
-            put: Put) -> tuple[str, ModelCall | None]:
-        """The raw response in the agent format for this step, and the model call behind it."""
+    def act(self, context: Context, observation: Observation, put: Put,
+            attempt: int = 0) -> tuple[str, ModelCall | None]:
+        """The raw response in the agent format for this step, and the model call behind it;
+        `attempt` counts the earlier replies of this step that could not be parsed."""
         ...
 
 
@@ -172,7 +173,11 @@ class ModelAgent:
     def start(self, task: Task) -> None:
         """Nothing to prepare: the model sees everything in each step's context."""
 
-    def act(self, context: Context, observation: Observation,
-            put: Put) -> tuple[str, ModelCall]:
-        call = self.model.complete(self.format.render(context), "executor", put)
+    def act(self, context: Context, observation: Observation, put: Put,
+            attempt: int = 0) -> tuple[str, ModelCall]:
+        """Every request carries the format's loop sampling; a retry its retry sampling."""
+        loop = self.format.loop
+        call = self.model.complete(self.format.render(context), "executor", put,
+                                   defaults=loop.sampling,
+                                   overrides=loop.retry_sampling if attempt else {})
         return call.text or "", call

@@ -96,7 +96,7 @@ def speaks_as_recorded(episode: EpisodeRecord, fmt: AgentFormat) -> bool:
     with the same coordinate space."""
     rollout, screen = rollout_format(episode), screen_of(episode)
     return (rollout is not None and rollout.name == fmt.name
-            and rollout.image_size(screen) == fmt.image_size(screen))
+            and rollout.grid(screen) == fmt.grid(screen))
 
 
 def student_responses(episode: EpisodeRecord, fmt: AgentFormat) -> list[str | None]:

@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from rich.console import Console
 
 from cua.actions import to_call
@@ -41,7 +41,7 @@ from cua.evaluate.osworld.support import Runnable
 from cua.evaluate.osworld.support import task_problems as osworld_problems
 from cua.evaluate.setup import env_for
 from cua.evaluate.taskconfig import TaskConfig, load_tasks, task_problems
-from cua.formats import get_format
+from cua.formats import FORMATS, format_class, get_format
 from cua.recipes import AgentSettings
 from cua.records import ContentRef, EpisodeRecord, RunManifest, Task
 from cua.scoring.metrics import CUA_ONLY
@@ -65,6 +65,19 @@ class EvalRecipe(AgentSettings):
     test_list: Path | None = None                  # OSWorld's test_all.json …: `tasks` is examples/
     cache: Path = OSWORLD_CACHE                    # OSWorld's downloads, fetched once
     allow_host_commands: bool = False              # local backend: run OSWorld's task commands here
+
+    @model_validator(mode="before")
+    @classmethod
+    def _osworld_profile(cls, data: Any) -> Any:
+        """OSWorld's run protocol (a test list) drives the agent as OSWorld's reference run does:
+        the format's `osworld` profile, unless the recipe chooses a profile."""
+        if not isinstance(data, dict) or not data.get("test_list"):
+            return data
+        name = data.get("agent_format", "uitars-1.5")
+        if name in FORMATS and hasattr(format_class(name), "profile"):
+            options = dict(data.get("agent_format_options") or {})
+            data = {**data, "agent_format_options": {"profile": "osworld", **options}}
+        return data
 
     def commands(self) -> bool:
         """Whether desktops run the commands OSWorld's steps send (a container is a sandbox)."""

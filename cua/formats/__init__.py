@@ -7,15 +7,23 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from cua.formats.base import AgentFormat, Context, Message, Parsed, ParseError, Step
+from cua.formats.base import (
+    AgentFormat,
+    Context,
+    LoopPolicy,
+    Message,
+    Parsed,
+    ParseError,
+    Step,
+)
 
 FORMATS: dict[str, str] = {
     "uitars-1.5": "cua.formats.uitars:UITars15",
     "uitars-1.0": "cua.formats.uitars:UITars10",
 }
 
-__all__ = ["FORMATS", "AgentFormat", "Context", "Message", "ParseError", "Parsed", "Step",
-           "format_class", "get_format", "model_bounds"]
+__all__ = ["FORMATS", "AgentFormat", "Context", "LoopPolicy", "Message", "ParseError", "Parsed",
+           "Step", "format_class", "get_format", "model_bounds"]
 
 
 def format_class(name: str) -> type[AgentFormat]:

@@ -34,6 +34,21 @@ class Context(BaseModel):
     screen: tuple[PositiveInt, PositiveInt]  # real screen (width, height)
 
 
+class LoopPolicy(BaseModel):
+    """How the step loop drives a format's model, as the reference run of its family does. The
+    defaults are cua's own loop: one request per step, an unreadable reply stays in the history
+    (and counts against the parse-error budget), the actions before finished/call_user run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sampling: dict[str, Any] = {}        # request parameters sent with every request
+    attempts: int = 1                    # requests per step while the reply cannot be parsed;
+    retry_sampling: dict[str, Any] = {}  # above 1, an unparsed reply is dropped, the last ends
+    call_user_waits: int = 0             # call_user answered by a wait this often per episode
+    first_control_decides: bool = False  # a step's first finished/wait/call_user acts alone
+    fail_at_max_steps: bool = False      # the last allowed step answers FAIL instead of acting
+
+
 class ParseError(Exception):
     """A model response could not be turned into valid canonical actions; the message says why."""
 
@@ -57,6 +72,7 @@ class AgentFormat(Protocol):
 
     name: ClassVar[str]
     history_n: int  # screenshots per request: the current one and history_n - 1 past ones
+    loop: LoopPolicy  # how the step loop around this format behaves
 
     @classmethod
     def processor_options(cls, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,5 +108,9 @@ class AgentFormat(Protocol):
         ...
 
     def image_size(self, screen: tuple[int, int]) -> tuple[int, int]:
-        """(width, height) of the screenshots the model sees for this screen."""
+        """(width, height) of the screenshots sent to the model for this screen."""
+        ...
+
+    def grid(self, screen: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) of the coordinate space the model answers in for this screen."""
         ...

@@ -6,6 +6,13 @@ steps) and an assistant turn with its response (box tokens added), then a user t
 current screenshot.
 UI-TARS-1.5 (Qwen2.5-VL) answers absolute pixels of the ``smart_resize``'d screenshot; UI-TARS-1.0
 (Qwen2-VL) answers relative 0-1000 coordinates.
+
+Two profiles: ``cua`` (the default) sends screenshots already ``smart_resize``'d, rounds
+coordinates to the nearest pixel and refuses one past the screen; ``osworld`` is OSWorld's
+reference run (``run_multienv_uitars15_v1.py``): Thought in Chinese, the screenshot as taken
+(resized only outside the pixel bounds, the server's processor does the rest), Pillow's default PNG,
+coordinates truncated and clamped to the screen as pyautogui and X do, box tokens in a reply refused
+as its parser refuses them, and its loop (:data:`OSWORLD_LOOP`).
 """
 
 from __future__ import annotations
@@ -18,12 +25,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from PIL import Image
 
 from cua.actions import Action, parse_calls, to_call, validate
-from cua.formats.base import Context, Message, Parsed, ParseError
+from cua.formats.base import Context, LoopPolicy, Message, Parsed, ParseError
 
 SYSTEM_PROMPT = "You are a helpful assistant."
 
@@ -71,9 +78,20 @@ ACTION_SPACE_10 = _COMMON_ACTIONS + (
     "or when you need the user's help.\n"
 )
 
+# The reference run's loop: frequency_penalty 1 and top_p 0.9 on every request, three requests
+# per step (the second and third at temperature 1) while the reply cannot be parsed, call_user
+# answered by a wait three times, the first finished/wait/call_user of a step decides it alone,
+# and the step that reaches max_steps answers FAIL.
+OSWORLD_LOOP = LoopPolicy(sampling={"frequency_penalty": 1, "top_p": 0.9}, attempts=3,
+                          retry_sampling={"temperature": 1}, call_user_waits=3,
+                          first_control_decides=True, fail_at_max_steps=True)
+LANGUAGE = {"cua": "English", "osworld": "Chinese"}  # of the Thought, by profile
+
 _AXIS = {"x": 0, "y": 1, "x1": 0, "y1": 1, "x2": 0, "y2": 1}
 _ACTION_LINE = re.compile(r"^[ \t]*Action:[ \t]*", re.M)
 _BARE_BOX = re.compile(r"""((?:start|end)_box=['"])(\([^()'"<>]*\))(?=['"])""")
+_OSWORLD_BOX = re.compile(r"(start_box|end_box)='\((\d+),\s*(\d+)\)'")
+_BOX_TOKENS = ("<|box_start|>", "<|box_end|>")
 
 
 def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 100 * 28 * 28,
@@ -94,15 +112,35 @@ def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 10
     return h, w
 
 
+def linear_resize(width: int, height: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """OSWorld's UI-TARS agent's resize before sending: outside the pixel bounds, both sides
+    scaled by the square root of the area ratio (truncated when shrinking, rounded up when
+    growing); the aspect ratio kept, so relative coordinates stay valid."""
+    if width * height > max_pixels:
+        factor = math.sqrt(max_pixels / (width * height))
+        width, height = int(width * factor), int(height * factor)
+    if width * height < min_pixels:
+        factor = math.sqrt(min_pixels / (width * height))
+        width, height = math.ceil(width * factor), math.ceil(height * factor)
+    return width, height
+
+
 @lru_cache(maxsize=16)
-def _data_url(png: bytes, size: tuple[int, int]) -> str:
-    """The screenshot as the model sees it: RGB, resized (bicubic) to ``size``, PNG data URL."""
-    with Image.open(io.BytesIO(png)) as image:
-        rgb = image.convert("RGB")
-    if rgb.size != size:
-        rgb = rgb.resize(size, Image.Resampling.BICUBIC)
+def _data_url(png: bytes, size: tuple[int, int], profile: str) -> str:
+    """The screenshot as sent, a PNG data URL of ``size``: cua's profile converts to RGB, resizes
+    bicubic and writes a fast PNG; OSWorld's resizes first (Pillow's default filter, bicubic),
+    then converts, and writes Pillow's default PNG."""
+    image = Image.open(io.BytesIO(png))
+    if profile == "osworld":
+        image = image.resize(size) if image.size != size else image
+        image = image.convert("RGB") if image.mode != "RGB" else image
+        options = {}
+    else:
+        image = image.convert("RGB")
+        image = image.resize(size, Image.Resampling.BICUBIC) if image.size != size else image
+        options = {"compress_level": 1}
     out = io.BytesIO()
-    rgb.save(out, format="PNG", compress_level=1)
+    image.save(out, format="PNG", **options)
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
@@ -133,11 +171,19 @@ class UITars15:
     max_pixels: int = 16384 * 28 * 28
     factor: int = 28
     history_n: int = 5  # screenshots per request: the current one plus history_n - 1 past ones
-    language: str = "English"
+    profile: Literal["cua", "osworld"] = "cua"
+    language: str | None = None  # of the Thought; None: the profile's
 
     def __post_init__(self) -> None:
-        if self.history_n < 1 or self.factor < 1 or not 0 < self.min_pixels <= self.max_pixels:
+        if (self.history_n < 1 or self.factor < 1 or self.profile not in LANGUAGE
+                or not 0 < self.min_pixels <= self.max_pixels):
             raise ValueError(f"invalid {self.name} options: {self}")
+        if self.language is None:
+            object.__setattr__(self, "language", LANGUAGE[self.profile])
+
+    @property
+    def loop(self) -> LoopPolicy:
+        return OSWORLD_LOOP if self.profile == "osworld" else LoopPolicy()
 
     @classmethod
     def processor_options(cls, config: Mapping[str, Any]) -> dict[str, int]:
@@ -159,33 +205,56 @@ class UITars15:
         return dataclasses.replace(self, **options) if options else self
 
     def image_tokens(self, screen: tuple[int, int]) -> int:
-        """One token per ``factor`` x ``factor`` pixels of the resized screenshot, plus
-        ``<|vision_start|>`` and ``<|vision_end|>``."""
-        width, height = self.image_size(screen)
+        """One token per ``factor`` x ``factor`` pixels of the screenshot as the model's processor
+        resizes it, plus ``<|vision_start|>`` and ``<|vision_end|>``."""
+        width, height = self.processed_size(screen)
         return (width // self.factor) * (height // self.factor) + 2
 
     def image_size(self, screen: tuple[int, int]) -> tuple[int, int]:
-        height, width = smart_resize(screen[1], screen[0], self.factor, self.min_pixels,
+        if self.profile == "osworld":
+            return linear_resize(*screen, self.min_pixels, self.max_pixels)
+        return self._smart_resize(screen)
+
+    def processed_size(self, screen: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) of the screenshot once the model's processor has resized it."""
+        return self._smart_resize(self.image_size(screen))
+
+    def _smart_resize(self, size: tuple[int, int]) -> tuple[int, int]:
+        height, width = smart_resize(size[1], size[0], self.factor, self.min_pixels,
                                      self.max_pixels)
         return width, height
 
     def grid(self, screen: tuple[int, int]) -> tuple[int, int]:
-        """(width, height) of the coordinate space the model answers in."""
-        return self.image_size(screen)
+        return self.processed_size(screen)
 
     def prompt(self, instruction: str) -> str:
         return PROMPT.format(action_space=self.action_space, language=self.language,
                              instruction=instruction)
 
     def assistant_text(self, response: str) -> str:
-        """Strip the response and wrap bare ``start_box='(x,y)'`` coordinates in box tokens."""
-        return _BARE_BOX.sub(r"\1<|box_start|>\2<|box_end|>", response.strip())
+        """Strip the response and wrap bare ``start_box='(x,y)'`` coordinates in box tokens
+        (OSWorld's profile: only ``'(x,y)'`` without spaces, in single quotes, after an
+        ``Action: ``, each action stripped and the actions joined by a blank line, as its
+        reference agent does)."""
+        text = response.strip()
+        if self.profile == "cua":
+            return _BARE_BOX.sub(r"\1<|box_start|>\2<|box_end|>", text)
+        if "Action: " not in text or "start_box=" not in text:
+            return text
+        head, *actions = text.split("Action: ")
+        wrapped = []
+        for action in map(str.strip, actions):
+            for kind, x, y in _OSWORLD_BOX.findall(action):
+                action = action.replace(f"{kind}='({x},{y})'",
+                                        f"{kind}='<|box_start|>({x},{y})<|box_end|>'")
+            wrapped.append(action)
+        return f"{head}Action: " + "\n\n".join(wrapped)
 
     def render(self, ctx: Context) -> list[Message]:
         size = self.image_size(ctx.screen)
 
         def image(png: bytes) -> Message:
-            url = _data_url(png, size)
+            url = _data_url(png, size, self.profile)
             return _message("user", {"type": "image_url", "image_url": {"url": url}})
 
         messages = [_text("system", SYSTEM_PROMPT), _text("user", self.prompt(ctx.instruction))]
@@ -216,8 +285,12 @@ class UITars15:
         if match is None:
             raise ParseError("no 'Action:' line in the response")
         grid = self.grid(screen)
+        if self.profile == "osworld" and any(t in body[match.end():] for t in _BOX_TOKENS):
+            raise ParseError("box tokens in the actions (OSWorld's parser refuses them)")
 
         def scale(value: int, axis: int) -> int:
+            if self.profile == "osworld":  # pyautogui truncates, X keeps the pointer on screen
+                return min(int(round(value / grid[axis] * screen[axis], 3)), screen[axis] - 1)
             pixel = math.floor(value * screen[axis] / grid[axis] + 0.5)
             if pixel > screen[axis]:
                 raise ParseError(f"coordinate {value} is outside the model's {grid[0]}x{grid[1]} "
@@ -229,7 +302,8 @@ class UITars15:
         return Parsed(thought=_thought(body[:match.start()]), actions=actions, raw=text)
 
     def unparse(self, thought: str, actions: list[Action], screen: tuple[int, int]) -> str:
-        """``Thought: ...`` then ``Action: ...`` with box tokens; actions split by a blank line."""
+        """``Thought: ...`` then ``Action: ...`` (with box tokens in cua's profile); actions split
+        by a blank line."""
         if not actions:
             raise ValueError("unparse needs at least one action")
         if _ACTION_LINE.search(thought):
@@ -237,9 +311,12 @@ class UITars15:
         grid = self.grid(screen)
 
         def scale(value: int, axis: int) -> int:
-            return min(math.floor(value * grid[axis] / screen[axis] + 0.5), grid[axis] - 1)
+            exact = value * grid[axis] / screen[axis]  # the profile's parse gives `value` back
+            return min(math.ceil(exact) if self.profile == "osworld" else math.floor(exact + 0.5),
+                       grid[axis] - 1)
 
-        calls = [to_call(self._map(validate(action, *screen), scale), box_tokens=True)
+        calls = [to_call(self._map(validate(action, *screen), scale),
+                         box_tokens=self.profile == "cua")  # vLLM's replies hold none
                  for action in actions]
         return f"Thought: {thought}\nAction: " + "\n\n".join(calls)
 

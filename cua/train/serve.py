@@ -1,49 +1,133 @@
-"""`transformers serve` of a local model dir on 127.0.0.1: an OpenAI-compatible endpoint."""
+"""Serving a local model dir as an OpenAI-compatible endpoint: `transformers serve` (the CPU
+default) or vLLM (GPU hosts), with the flags the agent format needs; `serving` starts the servers
+a recipe's model configs ask for and always stops them."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
+from pydantic import BaseModel
+
+from cua.formats import AgentFormat, get_format, model_bounds
+from cua.recipes import ModelConfig, ServeConfig
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+TOOLS = {"transformers": "transformers", "vllm": "vllm"}  # each engine's command line tool
+SAMPLE_BUDGET = 16384  # tokens of one request: cua's SFT samples are cut to it (expand max_tokens)
+R = TypeVar("R", bound=BaseModel)
 
 
-class TransformersServer:
-    """Serves `model_dir` until stopped; requests must name the model as `str(model_dir)`."""
+class ServeError(RuntimeError):
+    """The engine is missing, or its server did not come up (the message holds its log's end)."""
 
-    def __init__(self, model_dir: Path, log: Path, port: int | None = None):
-        self.model_dir, self.log_path = Path(model_dir), log
-        self.port = port or _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self.model = str(self.model_dir)
+
+def engine_command(engine: str) -> str:
+    """The engine's command line tool, from this environment or PATH."""
+    tool = TOOLS[engine]
+    local = Path(sys.executable).with_name(tool)
+    found = str(local) if local.exists() else shutil.which(tool)
+    if not found:
+        extra = "pip install vllm (on a GPU host)" if engine == "vllm" else "pip install 'cua[train]'"
+        raise ServeError(f"the `{tool}` command is missing: {extra}")
+    return found
+
+
+def transformers_args(config: ServeConfig, port: int) -> list[str]:
+    """`transformers serve` on the CPU; requests name the model by its path."""
+    return ["serve", str(config.model), "--host", config.host, "--port", str(port),
+            "--device", "cpu", *config.args]
+
+
+def vllm_args(config: ServeConfig, name: str, port: int, fmt: AgentFormat, max_tokens: int,
+              gpus: int) -> list[str]:
+    """`vllm serve` for an agent format: the served name, as many images per prompt as the format
+    sends and no video, the processor's pixel bounds (vLLM then neither resizes again nor reserves
+    memory for its far larger default), room for a sample plus the reply, prefix caching (each
+    step extends the previous request), tensor parallelism over the GPUs present as far as the
+    model's heads divide, and only the request's sampling parameters (not generation_config's)."""
+    bounds = {k: v for k, v in model_bounds(fmt.name, config.model).items()
+              if k in ("min_pixels", "max_pixels")}
+    return ["serve", str(config.model), "--served-model-name", name,
+            "--host", config.host, "--port", str(port),
+            "--limit-mm-per-prompt", json.dumps({"image": fmt.history_n, "video": 0}),
+            "--mm-processor-kwargs", json.dumps(bounds),
+            "--max-model-len", str(config.max_model_len or SAMPLE_BUDGET + max_tokens),
+            "--enable-prefix-caching", "--generation-config", "vllm",
+            "--tensor-parallel-size", str(config.tensor_parallel
+                                          or tensor_parallel(config.model, gpus)),
+            *config.args]
+
+
+def tensor_parallel(model: Path, gpus: int) -> int:
+    """The most GPUs up to `gpus` that divide the model's attention heads (text and vision)."""
+    config = json.loads((model / "config.json").read_text())
+    text = config.get("text_config") or config
+    heads = [text.get("num_attention_heads"), (config.get("vision_config") or {}).get("num_heads")]
+    heads = [h for h in heads if h]
+    return max(n for n in range(1, max(gpus, 1) + 1) if all(h % n == 0 for h in heads))
+
+
+def gpus_present() -> int:
+    """GPUs this process may use: CUDA_VISIBLE_DEVICES, else what nvidia-smi lists."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip()])
+    if not shutil.which("nvidia-smi"):
+        return 0
+    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+    return sum(line.startswith("GPU ") for line in listed.stdout.splitlines())
+
+
+class ModelServer:
+    """One engine serving a model dir until stopped; `model` is the name requests use."""
+
+    def __init__(self, config: ServeConfig, log: Path, name: str | None = None,
+                 fmt: AgentFormat | None = None, max_tokens: int = 1000):
+        self.config, self.log_path = config, log
+        self.port = config.port or _free_port()
+        host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
+        self.base_url = f"http://{host}:{self.port}/v1"
+        if config.engine == "vllm":
+            self.model = name or config.model.name
+            self.args = vllm_args(config, self.model, self.port, fmt or get_format("uitars-1.5"),
+                                  max_tokens, gpus_present())
+        else:
+            self.model = str(config.model)
+            self.args = transformers_args(config, self.port)
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout_s: float = 180.0) -> TransformersServer:
-        cli = Path(sys.executable).with_name("transformers")
-        command = str(cli) if cli.exists() else shutil.which("transformers")
-        if not command:
-            raise RuntimeError("the `transformers` command is missing: pip install 'cua[train]'")
+    def command_line(self) -> str:
+        return shlex.join([TOOLS[self.config.engine], *self.args])
+
+    def start(self) -> ModelServer:
+        command = [engine_command(self.config.engine), *self.args]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [command, "serve", self.model, "--host", "127.0.0.1", "--port", str(self.port),
-                 "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, **OFFLINE}, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
+            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                         env={**os.environ, **OFFLINE}, start_new_session=True)
+        deadline = time.monotonic() + self.config.timeout_s
+        health = self.base_url.removesuffix("/v1") + "/health"
         while True:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 tail = self.log_path.read_text(errors="replace")[-2000:]
                 self.stop()
-                raise RuntimeError(f"transformers serve did not come up:\n{tail}")
+                raise ServeError(f"{self.config.engine} did not come up "
+                                 f"(log: {self.log_path}):\n{tail}")
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
+                if httpx.get(health, timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -61,11 +145,38 @@ class TransformersServer:
             self.proc.wait(timeout=10)
         self.proc = None
 
-    def __enter__(self) -> TransformersServer:
+    def __enter__(self) -> ModelServer:
         return self.start()
 
     def __exit__(self, *_) -> None:
         self.stop()
+
+
+@contextmanager
+def serving(recipe: R, logs: Path) -> Iterator[R]:
+    """`recipe` with each model config that has a `serve` block pointed at a server started for
+    it (one per distinct block; logs in `logs`), stopped on leaving, whatever happened."""
+    fmt = get_format(recipe.agent_format, **recipe.agent_format_options)
+    with ExitStack() as stack:
+        servers: dict[str, ModelServer] = {}
+
+        def served(config: ModelConfig | None) -> ModelConfig | None:
+            if config is None or config.serve is None:
+                return config
+            key = config.serve.model_dump_json()
+            if key not in servers:
+                log = logs / f"serve-{len(servers) + 1}-{config.serve.engine}.log"
+                servers[key] = stack.enter_context(
+                    ModelServer(config.serve, log, config.name, fmt, config.max_tokens))
+            server = servers[key]
+            return config.model_copy(update={"name": server.model, "base_url": server.base_url,
+                                             "serve": None})
+
+        update = {"model": served(recipe.model)}
+        if roles := getattr(recipe, "roles", None):
+            update["roles"] = roles.model_copy(update={
+                role: served(getattr(roles, role)) for role in type(roles).model_fields})
+        yield recipe.model_copy(update=update)
 
 
 def _free_port() -> int:

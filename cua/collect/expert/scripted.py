@@ -72,8 +72,8 @@ class ScriptedAgent:
             thought="The change is made. I save the file with ctrl+s so it keeps its format.",
             actions=[Hotkey(keys=["ctrl", "s"])])]
 
-    def act(self, context: Context, observation: Observation,
-            put: Put | None = None) -> tuple[str, None]:
+    def act(self, context: Context, observation: Observation, put: Put | None = None,
+            attempt: int = 0) -> tuple[str, None]:
         step = self._next(observation)
         return self.format.unparse(step.thought, step.actions, observation.screen), None
 
