@@ -51,15 +51,15 @@ def _run_one(spec: EnvSpec, content: list[Path], steps: int, resets: int, backen
             t0 = time.perf_counter()
             desktop.reset(spec, content)
             figures["reset_s"].append(time.perf_counter() - t0)
-        for i in range(steps):
+        for i in range(steps):  # a step: its actions and the screen after them, one request
             t0 = time.perf_counter()
-            report = desktop.execute(_step_actions(spec, i))
+            report = desktop.execute(_step_actions(spec, i), observe=True)
             t1 = time.perf_counter()
             desktop.screenshot_png()
             t2 = time.perf_counter()
             if not all(r.ok for r in report.results):
                 raise RuntimeError(report.results[-1].error)
-            figures["step_s"].append(t2 - t0)
+            figures["step_s"].append(t1 - t0)
             figures["screenshot_s"].append(t2 - t1)
         figures["pss_bytes"] = procs.pss_bytes(procs.marked_pids(desktop.id))
     except Exception as exc:
@@ -147,8 +147,9 @@ def collect_table(figures: dict) -> Table:
 
 
 def _step_shares(steps, store, scratch: Path) -> dict:
-    """Per step: act (execute minus settling), settle, screenshot (observe), model, persist
-    (writing its screenshot and record again into a scratch store)."""
+    """Per step: act (execute minus settling; the screen after the actions comes back in the
+    same request), settle, screenshot (a step that asked for its screen: an episode's first),
+    model, persist (writing its screenshot and record again into a scratch store)."""
     from cua.collect.store import RunStore
 
     copy = RunStore(scratch / store.root.name)

@@ -24,7 +24,8 @@ class ServeConfig(Strict):
 
     engine: Literal["transformers", "vllm"] = "transformers"  # transformers: CPU; vllm: GPUs
     model: Path                             # a local model dir (nothing downloads at run time)
-    host: str = "127.0.0.1"                 # 0.0.0.0: reachable from other hosts (Ray workers)
+    host: str = "127.0.0.1"                 # 0.0.0.0: other hosts (Ray workers) reach it by
+                                            # this host's name
     port: int | None = Field(None, ge=1, le=65535)  # None: a free port
     tensor_parallel: int | None = Field(None, ge=1)  # vllm; None: the GPUs present, fitted
     max_model_len: int | None = Field(None, ge=1)    # vllm; None: sample budget + max_tokens

@@ -19,10 +19,13 @@ NAME_BOX = Click(x=72, y=140)  # Calc's Name Box at 1920x1080 with the default t
 
 
 def save_keeping_format(desktop) -> None:
-    """ctrl+s, then answer LibreOffice's "Keep current format" dialog with its default."""
-    desktop.execute([Hotkey(keys=["ctrl", "s"])])
-    titles = [w.title for w in desktop.windows()]
+    """ctrl+s, then answer LibreOffice's "Keep current format" dialog with its default. The
+    actions request answers with the screen after it (one request per step): the dialog is there."""
+    report = desktop.execute([Hotkey(keys=["ctrl", "s"])], observe=True)
+    titles = [w.title for w in report.screen.windows]
     assert "Confirm File Format" in titles, titles  # shown by default, as in OSWorld's VM
+    assert Image.open(io.BytesIO(report.screen.png)).size == (1920, 1080)
+    assert desktop.execute([]).screen is None  # only when asked
     desktop.execute([Hotkey(keys=["enter"])])
 
 

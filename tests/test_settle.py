@@ -1,7 +1,12 @@
-"""The settle loop on synthetic frames and a fake clock (a unit test of one piece)."""
+"""The settle loop on synthetic frames and a fake clock, and the frames' encoding (unit tests
+of one piece)."""
+
+import io
 
 import numpy as np
+from PIL import Image
 
+from cua.desktop.session import encode_png
 from cua.desktop.settle import changed_fraction, wait_settled
 from cua.envspec import SettlePolicy
 
@@ -37,6 +42,9 @@ def test_changed_fraction():
     b[0:2, :, 1] = 9  # rows 0 and 1 change; stride 2 samples row 0 of 5 rows
     assert changed_fraction(a, a) == 0.0
     assert changed_fraction(a, b) == 0.2
+    red, alpha = a.copy(), a.copy()
+    red[4, 4, 2], alpha[:, :, 3] = 1, 255  # one sampled pixel's red by 1; every alpha
+    assert changed_fraction(a, red) == 1 / 25 and changed_fraction(a, alpha) == 0.0
 
 
 def test_waits_for_the_screen_to_stop_changing():
@@ -58,3 +66,10 @@ def test_a_busy_app_keeps_a_static_screen_unsettled():
     screen = FakeScreen(stop_at=0, cpu_busy_until=0.5)
     report = screen.run(cpu=lambda: screen.cpu_used)
     assert report.settled and report.waited_s >= 0.5
+
+
+def test_a_frame_is_encoded_as_a_lossless_rgb_png():
+    frame = np.random.default_rng(0).integers(0, 256, (90, 160, 4), np.uint8)
+    image = Image.open(io.BytesIO(encode_png(frame)))
+    assert (image.format, image.mode, image.size) == ("PNG", "RGB", (160, 90))
+    assert (np.asarray(image) == frame[:, :, 2::-1]).all()  # BGRA -> RGB, alpha dropped

@@ -188,9 +188,9 @@ class RecordedScreens:
     def windows(self) -> list:
         return []
 
-    def execute(self, actions: list) -> SimpleNamespace:
+    def execute(self, actions: list, observe: bool = False) -> SimpleNamespace:
         self.done[self.shown] += [cua_actions(action) for action in actions]
-        return SimpleNamespace(results=[])
+        return SimpleNamespace(results=[], screen=None)  # the next step looks itself
 
 
 def run_cua(frames: list[bytes], replies: list[str], max_steps: int, double

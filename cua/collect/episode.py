@@ -150,10 +150,12 @@ def rollout(desktop, task: Task, agent: Agent, agent_format: AgentFormat, screen
     history: list[Step] = []
     done = Rollout()
     parse_errors, waits_left = 0, policy.call_user_waits
+    seen = None  # the screen the last actions request answered with: no request to look again
     for index in range(settings.max_steps):
         t0 = time.monotonic()
-        png = desktop.screenshot_png()
-        windows = [w.title for w in desktop.windows()]
+        png = seen.png if seen else desktop.screenshot_png()
+        windows = [w.title for w in (seen.windows if seen else desktop.windows())]
+        seen = None
         t1 = time.monotonic()
         context = Context(instruction=task.instruction, history=history, screenshot=png,
                           screen=screen)
@@ -199,7 +201,8 @@ def rollout(desktop, task: Task, agent: Agent, agent_format: AgentFormat, screen
             done.truncated, done.last_action = "max_steps", "FAIL"
             return done
         if todo:
-            record.results = desktop.execute(todo).results
+            report = desktop.execute(todo, observe=True)
+            record.results, seen = report.results, report.screen
         record.seconds["execute"] = time.monotonic() - t2
         if end is not None:
             done.terminated = True

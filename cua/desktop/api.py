@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from pydantic import BaseModel, Field
 
 from cua.actions import Action
@@ -44,11 +46,28 @@ class LaunchRequest(BaseModel):
 class ExecuteRequest(BaseModel):
     actions: list[Action] = Field(max_length=MAX_ACTIONS)
     settle: bool = True
+    observe: bool = False  # also answer the screen after the last action: one request per step
+
+
+class Screen(BaseModel):
+    """The screen as a PNG (base64 in JSON) and the windows on it."""
+
+    png_base64: str
+    windows: list[WindowInfo]
+
+    @classmethod
+    def of(cls, png: bytes, windows: list[WindowInfo]) -> Screen:
+        return cls(png_base64=base64.b64encode(png).decode("ascii"), windows=windows)
+
+    @property
+    def png(self) -> bytes:
+        return base64.b64decode(self.png_base64)
 
 
 class ExecuteReport(BaseModel):
     results: list[ActionResult]
     seconds: float
+    screen: Screen | None = None  # with `observe`: the screen once the actions have settled
 
 
 class Health(BaseModel):

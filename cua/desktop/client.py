@@ -86,8 +86,11 @@ class Desktop:
             self._raise(response)
         return response.content
 
-    def execute(self, actions: list[Action], settle: bool = True) -> ExecuteReport:
-        body = {"actions": [a.model_dump(mode="json") for a in actions], "settle": settle}
+    def execute(self, actions: list[Action], settle: bool = True,
+                observe: bool = False) -> ExecuteReport:
+        """Run `actions`, each settling; with `observe` the report holds the screen after them."""
+        body = {"actions": [a.model_dump(mode="json") for a in actions], "settle": settle,
+                "observe": observe}
         return ExecuteReport.model_validate(self._call("POST", "/actions", json=body))
 
     def settle(self) -> SettleReport:

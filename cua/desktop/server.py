@@ -110,7 +110,7 @@ def create_app(session: Session, token: str, limits: Limits = Limits(),
     @app.post("/actions")
     def execute(body: ExecuteRequest) -> ExecuteReport:
         with exclusive():
-            return session.execute(body.actions, body.settle, limits.execute_s)
+            return session.execute(body.actions, body.settle, limits.execute_s, body.observe)
 
     @app.post("/settle")
     def settle() -> SettleReport:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import math
 import os
 import secrets
@@ -13,12 +12,13 @@ import subprocess
 import time
 from pathlib import Path
 
-from PIL import Image
+import cv2
+import numpy as np
 
 from cua.actions import Action, validate
 from cua.content.check import check_content, content_kind
 from cua.desktop import apps, atspi, procs
-from cua.desktop.api import ExecuteReport, Health, ResetReport, WindowInfo
+from cua.desktop.api import ExecuteReport, Health, ResetReport, Screen, WindowInfo
 from cua.desktop.inputs import InputDriver
 from cua.desktop.settle import wait_settled
 from cua.desktop.waiting import WaitTimeout, wait_until
@@ -178,10 +178,11 @@ class Session:
         return encode_png(self.x.frame())
 
     def execute(self, actions: list[Action], settle: bool = True,
-                budget_s: float = math.inf) -> ExecuteReport:
+                budget_s: float = math.inf, observe: bool = False) -> ExecuteReport:
         """Validate every action first (nothing runs if one is invalid), then run each and wait
         for the screen to settle after it. A failure stops the list and is reported, not raised;
-        so does the time budget: no action starts once `budget_s` has passed."""
+        so does the time budget: no action starts once `budget_s` has passed. With `observe`, the
+        report also holds the screen after the last action (a step's next observation)."""
         spec = self._require_spec()
         checked = [validate(a, spec.screen.width, spec.screen.height) for a in actions]
         start, results = time.monotonic(), []
@@ -202,7 +203,8 @@ class Session:
             report = self.settle(before) if settle else None
             results.append(ActionResult(action=action, ok=True, seconds=time.monotonic() - t0,
                                         settle=report))
-        return ExecuteReport(results=results, seconds=time.monotonic() - start)
+        screen = Screen.of(self.screenshot(), self.windows()) if observe else None
+        return ExecuteReport(results=results, seconds=time.monotonic() - start, screen=screen)
 
     def windows(self) -> list[WindowInfo]:
         if not self.x.alive():
@@ -300,13 +302,15 @@ class Session:
         return AppNotReady(f"{message}: {'; '.join(said)}")
 
 
-def encode_png(frame, level: int = 1) -> bytes:
-    """BGRA frame → lossless PNG (level 1: fastest with nearly the smallest files)."""
-    height, width = frame.shape[:2]
-    image = Image.frombuffer("RGB", (width, height), frame.tobytes(), "raw", "BGRX", 0, 1)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=level)
-    return buffer.getvalue()
+def encode_png(frame: np.ndarray, level: int = 1) -> bytes:
+    """BGRA frame → lossless RGB PNG with OpenCV at zlib level 1 and no row filter: on 1920×1080
+    office screens about 3× as fast as Pillow at level 1 (which filters every row), files about
+    10 % larger."""
+    ok, data = cv2.imencode(".png", cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR), [
+        cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE])
+    if not ok:
+        raise ValueError(f"cannot encode a {frame.shape} frame as PNG")
+    return data.tobytes()
 
 
 class Upload:

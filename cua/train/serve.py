@@ -98,7 +98,7 @@ class ModelServer:
                  fmt: AgentFormat | None = None, max_tokens: int = 1000):
         self.config, self.log_path = config, log
         self.port = config.port or _free_port()
-        host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
+        host = socket.gethostname() if config.host in ("0.0.0.0", "::") else config.host
         self.base_url = f"http://{host}:{self.port}/v1"
         if config.engine == "vllm":
             self.model = name or config.model.name
