@@ -40,7 +40,8 @@ def engine_command(engine: str) -> str:
     local = Path(sys.executable).with_name(tool)
     found = str(local) if local.exists() else shutil.which(tool)
     if not found:
-        extra = "pip install vllm (on a GPU host)" if engine == "vllm" else "pip install 'cua[train]'"
+        extra = {"vllm": "pip install 'cua[vllm]' (on a GPU host)"}.get(
+            engine, "pip install 'cua[train]'")
         raise ServeError(f"the `{tool}` command is missing: {extra}")
     return found
 
