@@ -42,8 +42,10 @@ class LoopPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sampling: dict[str, Any] = {}        # request parameters sent with every request
-    attempts: int = 1                    # requests per step while the reply cannot be parsed;
-    retry_sampling: dict[str, Any] = {}  # above 1, an unparsed reply is dropped, the last ends
+    attempts: int = 1                    # requests per step while the reply cannot be parsed
+                                         # (above 1: unparsed replies are dropped, and a step
+                                         # whose attempts all fail ends the episode)
+    retry_sampling: dict[str, Any] = {}  # request parameters of the second and later attempts
     call_user_waits: int = 0             # call_user answered by a wait this often per episode
     first_control_decides: bool = False  # a step's first finished/wait/call_user acts alone
     fail_at_max_steps: bool = False      # the last allowed step answers FAIL instead of acting
