@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -21,12 +20,15 @@ from typing import TypeVar
 import httpx
 from pydantic import BaseModel
 
+from cua.data.expand import ExpandConfig
+from cua.desktop.waiting import WaitTimeout, wait_until
 from cua.formats import AgentFormat, get_format, model_bounds
 from cua.recipes import ModelConfig, ServeConfig
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 TOOLS = {"transformers": "transformers", "vllm": "vllm"}  # each engine's command line tool
-SAMPLE_BUDGET = 16384  # tokens of one request: cua's SFT samples are cut to it (expand max_tokens)
+# Tokens of one request: the budget cua's SFT samples are cut to.
+SAMPLE_BUDGET = ExpandConfig.model_fields["max_tokens"].default
 R = TypeVar("R", bound=BaseModel)
 
 
@@ -119,20 +121,17 @@ class ModelServer:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                          env={**os.environ, **OFFLINE}, start_new_session=True)
-        deadline = time.monotonic() + self.config.timeout_s
         health = self.base_url.removesuffix("/v1") + "/health"
-        while True:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                tail = self.log_path.read_text(errors="replace")[-2000:]
-                self.stop()
-                raise ServeError(f"{self.config.engine} did not come up "
-                                 f"(log: {self.log_path}):\n{tail}")
-            try:
-                if httpx.get(health, timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        try:
+            wait_until(lambda: self.proc.poll() is not None or _answers(health),
+                       self.config.timeout_s, 0.2, f"{self.config.engine} to answer")
+            if self.proc.poll() is None:
+                return self
+        except WaitTimeout:
+            pass
+        tail = self.log_path.read_text(errors="replace")[-2000:]
+        self.stop()
+        raise ServeError(f"{self.config.engine} did not come up (log: {self.log_path}):\n{tail}")
 
     def stop(self) -> None:
         """SIGTERM (the server shuts down gracefully), SIGKILL to the group if it lingers."""
@@ -178,6 +177,13 @@ def serving(recipe: R, logs: Path) -> Iterator[R]:
             update["roles"] = roles.model_copy(update={
                 role: served(getattr(roles, role)) for role in type(roles).model_fields})
         yield recipe.model_copy(update=update)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _free_port() -> int:
