@@ -77,3 +77,15 @@ def test_impress_roundtrip(desktop, shared_content, tmp_path):
     first = pptx.Presentation(saved).slides[0]
     texts = [shape.text_frame.text for shape in first.shapes if shape.has_text_frame]
     assert "Edited by cua" in texts, texts
+
+
+def test_every_printable_ascii_character_types_as_itself(desktop, tmp_path):
+    """Keystrokes, not a paste, for all 95 printable ASCII characters, shifted ones included
+    (`<` on X's default keymap is where pyautogui's own key table types `>`)."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("")
+    desktop.reset(load_env("editor"), [notes])
+    printable = "".join(map(chr, range(0x20, 0x7F)))
+    result = desktop.execute([Type(content=printable + "\n"), Hotkey(keys=["ctrl", "s"])])
+    assert all(r.ok for r in result.results), result.results
+    assert wait_for_change(desktop, "notes.txt", b"").decode() == printable + "\n"

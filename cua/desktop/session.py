@@ -81,6 +81,7 @@ class Session:
         if x_restart:
             self.x.stop()
             self.x.start(spec.screen, self.requested_display)
+            self.inputs.reconnect()
         self.spec = spec
         self.inputs.wait_s = spec.settle.wait_action_s
         apps.seed_home(self.home, self.profile, spec)
