@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections import deque
 from pathlib import Path
 
 from cua.collect.recipe import CollectRecipe
@@ -24,21 +27,42 @@ class RayWorker:
 
 def run_on_ray(recipe: CollectRecipe, kind: str, units: list, root: Path, on_result) -> None:
     """Run units on `recipe.workers` Ray actors; results come back to this driver, which
-    stores them (the run's content folder must be readable from every node)."""
+    stores them (the run's content folder must be readable from every node). A unit whose actor
+    is lost (its node died) goes back to the queue for another actor, so a lost node loses no
+    unit; the run fails only when no actor is left, and a resume finishes it."""
     import ray
-    from ray.util import ActorPool
+    from ray.exceptions import RayActorError
 
     if not ray.is_initialized():
         address = None if recipe.ray.address == "local" else recipe.ray.address
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     actor = ray.remote(num_cpus=recipe.ray.cpus_per_desktop)(RayWorker)
-    actors = [actor.remote(recipe.model_dump(mode="json"))
-              for _ in range(min(recipe.workers, len(units)))]
-    try:
-        pool = ActorPool(actors)
-        for record, screens in pool.map_unordered(lambda a, u: a.run.remote(kind, u, root), units):
-            on_result(record, screens)
-    finally:
-        ray.get([a.close.remote() for a in actors])
-        for a in actors:
-            ray.kill(a)
+    idle = [actor.remote(recipe.model_dump(mode="json"))
+            for _ in range(min(recipe.workers, len(units)))]
+    live, queue, running = list(idle), deque(units), {}
+    # Ray's driver prints the cluster's error messages ("node … died") to stdout: they go to
+    # stderr with cua's diagnostics, and stdout keeps what `--json` promises
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            while queue or running:
+                while queue and idle:
+                    worker, unit = idle.pop(), queue.popleft()
+                    running[worker.run.remote(kind, unit, root)] = (worker, unit)
+                if not running:
+                    raise RuntimeError(f"every Ray actor was lost; {len(queue)} {kind} units "
+                                       "did not run (resume the run to finish them)")
+                (done,), _ = ray.wait(list(running), num_returns=1)
+                worker, unit = running.pop(done)
+                try:
+                    record, screens = ray.get(done)
+                except RayActorError:
+                    live.remove(worker)
+                    queue.appendleft(unit)
+                    continue
+                idle.append(worker)
+                on_result(record, screens)
+        finally:
+            for worker in live:
+                with contextlib.suppress(RayActorError):
+                    ray.get(worker.close.remote())
+                ray.kill(worker)
