@@ -107,9 +107,12 @@ def desktop_table(figures: dict) -> Table:
     return table
 
 
-def bench_collect(desktop_counts: list[int], episodes: int, console: Console) -> dict:
+def bench_collect(desktop_counts: list[int], episodes: int, console: Console,
+                  standby: bool = False) -> dict:
     """Episodes/hour and steps/s of the scripted expert over generated workbooks, per number of
-    desktops running at once (the same plan each time), and where a step's time goes."""
+    desktops running at once (the same plan each time), where a step's time goes, and how long
+    episodes waited for their set-up (with `standby`, done ahead on each worker's second
+    desktop)."""
     from cua.collect.driver import collect, new_run
     from cua.collect.recipe import CollectRecipe
 
@@ -118,7 +121,7 @@ def bench_collect(desktop_counts: list[int], episodes: int, console: Console) ->
         for count in desktop_counts:
             recipe = CollectRecipe.model_validate({
                 "name": f"bench-{count}", "out": tmp, "envs": ["calc"], "workers": count,
-                "content": {"generate": {"workbooks": -(-episodes // 3), "seed": 11}},
+                "standby": standby, "content": {"generate": {"workbooks": -(-episodes // 3), "seed": 11}},
                 "tasks_per_content": 3})
             store = new_run(recipe)
             start = time.perf_counter()
@@ -129,18 +132,21 @@ def bench_collect(desktop_counts: list[int], episodes: int, console: Console) ->
             figures[str(count)] = {
                 "episodes": len(records), "steps": len(steps), "wall_s": wall,
                 "episodes_per_hour": len(records) / wall * 3600, "steps_per_s": len(steps) / wall,
-                "outcomes": outcomes, "step_s": _step_shares(steps, store, Path(tmp) / "persist")}
+                "outcomes": outcomes, "step_s": _step_shares(steps, store, Path(tmp) / "persist"),
+                "setup_s": percentiles([e.setup_seconds for e in records]),
+                "set_up_ahead": sum(e.set_up_ahead for e in records)}
     return figures
 
 
 def collect_table(figures: dict) -> Table:
-    table = Table("desktops", "episodes", "episodes/hour", "steps/s", "step p50 (no model)",
-                  "act", "settle", "screenshot", "model", "persist",
+    table = Table("desktops", "episodes", "episodes/hour", "steps/s", "set-up p50",
+                  "step p50 (no model)", "act", "settle", "screenshot", "model", "persist",
                   title="cua bench collect: scripted expert on Calc")
     for count, row in figures.items():
         share = row["step_s"]["share"]
         table.add_row(count, str(row["episodes"]), f"{row['episodes_per_hour']:.0f}",
-                      f"{row['steps_per_s']:.2f}", f"{row['step_s']['overhead_p50']:.3f} s",
+                      f"{row['steps_per_s']:.2f}", f"{row['setup_s']['p50']:.2f} s",
+                      f"{row['step_s']['overhead_p50']:.3f} s",
                       *(f"{share[k]:.0%}" for k in ("act", "settle", "screenshot", "model",
                                                     "persist")))
     return table

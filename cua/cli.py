@@ -731,11 +731,13 @@ def bench_osworld_cmd(
 @bench_app.command("collect")
 def bench_collect_cmd(desktops: list[int] = typer.Option([1, 2, 4], help="desktop counts"),
                       episodes: int = typer.Option(9, help="episodes per desktop count"),
+                      standby: bool = typer.Option(False, help="a standby desktop per worker, "
+                                                   "set up for its next episode meanwhile"),
                       as_json: bool = JSON, out: Path | None = OUT) -> None:
     """Episodes/hour and steps/s of the scripted expert at several desktop counts."""
     from cua.bench import bench_collect, collect_table
 
-    figures = bench_collect(desktops, episodes, err)
+    figures = bench_collect(desktops, episodes, err, standby)
     _emit(figures, collect_table(figures), as_json, out)
 
 

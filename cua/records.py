@@ -147,6 +147,8 @@ class EpisodeRecord(BaseModel):
     started: float = 0.0
     seconds: float = 0.0
     setup_seconds: float = 0.0         # reset and setup, until the desktop was ready
+    set_up_ahead: bool = False         # on a standby desktop while the episode before ran
+                                       # (setup_seconds: what the episode still waited)
 
 
 class RunManifest(BaseModel):

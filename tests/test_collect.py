@@ -66,7 +66,7 @@ def test_scripted_expert_on_real_content(tmp_path, shared_content):
     files.append(str(shared_content / "corrupt" / "54764.xlsx"))
     store, counts = run(make_recipe(tmp_path, content={"files": files},
                                     envs=["calc", "impress", "writer"], tasks_per_content=2,
-                                    workers=2))
+                                    workers=2, standby=True))
     manifest = store.manifest()
     assert "54764.xlsx" in manifest.rejected_content  # refused with its reason, run went on
     assert "entity" in manifest.rejected_content["54764.xlsx"]
@@ -81,6 +81,8 @@ def test_scripted_expert_on_real_content(tmp_path, shared_content):
             assert store.screen_path(step.screenshot).exists()
             assert step.response.startswith("Thought:") and step.parse_error is None
     assert {e.content.name for e in episodes.values()} >= {Path(f).name for f in REAL_FILES}
+    # each worker's episodes after its first were set up on its standby desktop meanwhile
+    assert sum(e.set_up_ahead for e in episodes.values()) >= len(planned) - 2
 
 
 def test_vlm_executor_gibberish_is_recorded_as_parse_failures(tmp_path, tiny_server):

@@ -85,7 +85,7 @@ def test_check_passes_solvable_tasks_and_catches_broken_ones(task_set, tmp_path)
 
 def test_expert_eval_writes_osworld_results_and_resumes(task_set, tmp_path):
     require_desktop_tools()
-    recipe = EvalRecipe(tasks=[task_set], out=tmp_path / "results", workers=2)
+    recipe = EvalRecipe(tasks=[task_set], out=tmp_path / "results", standby=True)
     tasks, unsupported = select_tasks(recipe)
     assert len(tasks) == 2 and not unsupported
     store, rows = run_eval(recipe, tasks)
@@ -100,6 +100,8 @@ def test_expert_eval_writes_osworld_results_and_resumes(task_set, tmp_path):
         episode = store.episodes()[task.id]
         assert episode.outcome == "success" and len(episode.steps) == len(lines)
     assert rows[-1].domain == "all" and rows[-1].success_rate == 1.0 and rows[-1].done == 2
+    # one worker: the second task's desktop was set up while the first ran
+    assert [store.episodes()[t.id].set_up_ahead for t in tasks] == [False, True]
     stamps = {p: p.stat().st_mtime_ns for p in root.rglob("result.txt")}
     run_eval(recipe, tasks)  # resume: nothing left to run
     assert {p: p.stat().st_mtime_ns for p in root.rglob("result.txt")} == stamps

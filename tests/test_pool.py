@@ -15,10 +15,10 @@ class Worker:
     def __init__(self, fail_on=None):
         self.fail_on = fail_on
 
-    def work(self, unit):
+    def work(self, unit, upcoming):
         if unit == self.fail_on:
             raise RuntimeError(f"unit {unit} broke")
-        return unit * 2, threading.current_thread().name
+        return unit * 2, threading.current_thread().name, unit, upcoming
 
     def close(self):
         Worker.closed.append(self)
@@ -31,6 +31,14 @@ def test_results_reach_the_caller_and_workers_close():
     assert sorted(r[0] for r in results) == [0, 2, 4, 6, 8, 10, 12, 14]
     assert {r[1] for r in results} <= {f"cua-worker_{i}" for i in range(3)}
     assert 1 <= len(Worker.closed) <= 3
+
+
+def test_each_worker_is_told_the_unit_it_runs_next():
+    results = []
+    run_pool(Worker, list(range(9)), 3, Worker.work, results.append)
+    for thread in {r[1] for r in results}:
+        mine = [(unit, upcoming) for _, name, unit, upcoming in results if name == thread]
+        assert [upcoming for _, upcoming in mine] == [unit for unit, _ in mine[1:]] + [None]
 
 
 @pytest.mark.timeout(30)

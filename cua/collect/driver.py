@@ -87,7 +87,8 @@ def run_units(recipe: CollectRecipe, kind: str, units: list, root: Path, on_resu
         return run_on_ray(recipe, kind, units, root, on_result)
     roles = RoleFactory(map(recipe.role_model, ("goal", "judge", "executor")))
     run_pool(lambda: Worker(recipe, roles), units, recipe.workers,
-             lambda worker, unit: worker.run(kind, unit, root), lambda result: on_result(*result))
+             lambda worker, unit, upcoming: worker.run(kind, unit, root, upcoming),
+             lambda result: on_result(*result))
 
 
 # -- the driver ----------------------------------------------------------------------------------

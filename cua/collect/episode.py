@@ -81,20 +81,38 @@ class EpisodeSpec:
     harness: Harness
 
 
+@dataclass
+class Prepared:
+    """A desktop set up for an episode ahead of its turn (or the error that stopped that)."""
+
+    desktop: Any
+    setup_log: list[str] = field(default_factory=list)
+    error: Exception | None = None
+    waited_s: float = 0.0  # how long the episode waited for what was left of the set-up
+
+
 def run_episode(desktop, spec: EpisodeSpec, agent: Agent | None, agent_format: AgentFormat,
-                settings: AgentSettings, files: Path,
-                judge: JudgeCall | None = None) -> tuple[EpisodeRecord, dict[str, bytes]]:
+                settings: AgentSettings, files: Path, judge: JudgeCall | None = None,
+                prepared: Prepared | None = None) -> tuple[EpisodeRecord, dict[str, bytes]]:
     """Run one episode; with no `agent`, score the initial state. Returns the record (outcome
     success, failure, unverified, infeasible or error) and the screenshots it names. Files the
-    evaluator reads are kept in `files`. Never raises for a fault of the desktop or the model."""
+    evaluator reads are kept in `files`. With `prepared`, `desktop` was set up ahead (its
+    set-up's seconds are those the episode waited). Never raises for a fault of the desktop or
+    the model."""
     screens, started = ScreenBuffer(), time.time()
     record = EpisodeRecord(id=spec.task.id, goal_id=spec.group, env=spec.env,
                            content=spec.content, task=spec.task, outcome="error",
                            model=agent.name if agent else "", agent_format=agent_format.name,
                            agent_format_options=settings.agent_format_options, started=started)
     try:
-        record.setup_log = spec.harness.setup(desktop, spec.env)
-        record.setup_seconds = time.time() - started
+        if prepared is None:
+            record.setup_log = spec.harness.setup(desktop, spec.env)
+        elif prepared.error is not None:
+            raise prepared.error
+        else:
+            record.setup_log = prepared.setup_log
+        record.setup_seconds = prepared.waited_s if prepared else time.time() - started
+        record.set_up_ahead = prepared is not None
         if judge is not None:
             png = desktop.screenshot_png()
             record.judge_screenshot = screens.put(png)

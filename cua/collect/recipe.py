@@ -56,6 +56,8 @@ class CollectRecipe(AgentSettings):
                                              # proposes from (calc.bold_header, …); empty: all
     roles: RoleModels = RoleModels()
     workers: int = Field(2, ge=1)
+    standby: bool = False                    # a second desktop per worker, set up for its next
+                                             # episode while it runs this one
     backend: str = "local"
     ray: RayConfig | None = None
     seed: int = 0

@@ -11,6 +11,7 @@ from cua.collect.expert import families
 from cua.collect.expert.base import save_ops
 from cua.collect.recipe import CollectRecipe
 from cua.collect.roles import Grounding
+from cua.collect.standby import Standby
 from cua.collect.store import ScreenBuffer
 from cua.desktop import registry
 from cua.desktop.ops import OpenFile, Upload
@@ -62,8 +63,15 @@ class Worker:
         self.format = get_format(recipe.agent_format, **recipe.agent_format_options)
         self.agent = roles.agent(recipe.role_model("executor"), self.format)
         self.desktop = None
+        self.standby = Standby(recipe.backend) if recipe.standby else None
 
     def close(self) -> None:
+        self._drop_desktop()
+        if self.standby is not None:
+            self.standby.close()
+
+    def _drop_desktop(self) -> None:
+        """Close the desktop (after an error: the next unit gets a fresh one)."""
         if self.desktop is not None:
             self.desktop.close()
             self.desktop = None
@@ -93,21 +101,32 @@ class Worker:
             record.tasks, record.call, record.error = proposal.tasks, proposal.call, proposal.error
         except Exception as exc:  # recorded, never fatal to the run
             record.error = f"{type(exc).__name__}: {exc}"
-            self.close()
+            self._drop_desktop()
         return record, screens.screens
 
-    def episode(self, unit: EpisodeUnit, files: Path) -> tuple[EpisodeRecord, dict[str, bytes]]:
+    def episode(self, unit: EpisodeUnit, files: Path, upcoming: EpisodeUnit | None = None
+                ) -> tuple[EpisodeRecord, dict[str, bytes]]:
+        """Run an episode; with a standby desktop, `upcoming`'s is set up meanwhile."""
         grounding = self._grounding(unit.goal, ScreenBuffer())
+        prepared = self.standby.take(unit.task.id) if self.standby else None
+        done_with = None
+        if prepared is not None:
+            done_with, self.desktop = self.desktop, prepared.desktop
+        desktop = self.desktop if prepared else self._desktop(unit.goal.env)
+        if self.standby is not None and upcoming is not None:
+            self.standby.prepare(upcoming.task.id, episode_spec(upcoming), done_with)
+        elif done_with is not None:
+            done_with.close()
         record, screens = run_episode(
-            self._desktop(unit.goal.env), episode_spec(unit), self.agent, self.format,
-            self.recipe, files,
-            judge=lambda png, put: self.judge.judge(unit.task, grounding, png, put))
+            desktop, episode_spec(unit), self.agent, self.format, self.recipe, files,
+            judge=lambda png, put: self.judge.judge(unit.task, grounding, png, put),
+            prepared=prepared)
         if record.outcome == "error":
-            self.close()  # a fresh desktop for the next episode
+            self._drop_desktop()  # a fresh desktop for the next episode
         return record, screens
 
-    def run(self, kind: str, unit, root: Path):
+    def run(self, kind: str, unit, root: Path, upcoming=None):
         """A goal or an episode unit; an episode's scored files go under `root/checked/ID`."""
         if kind == "goal":
             return self.goal(unit)
-        return self.episode(unit, root / "checked" / unit.task.id)
+        return self.episode(unit, root / "checked" / unit.task.id, upcoming)

@@ -89,6 +89,6 @@ def check_tasks(tasks: list[TaskConfig], out: Path, backend: str = "local", work
             on_result(row)
 
     run_pool(lambda: EvalWorker(recipe, roles), tasks, workers,
-             lambda worker, task: check_task(worker, task, out), keep)
+             lambda worker, task, _: check_task(worker, task, out), keep)
     order = {t.id: i for i, t in enumerate(tasks)}
     return sorted(rows, key=lambda r: order[r.id])

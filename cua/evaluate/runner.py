@@ -30,6 +30,7 @@ from cua.collect.agents import RoleFactory
 from cua.collect.episode import EpisodeSpec, OpsHarness, run_episode
 from cua.collect.pool import run_pool
 from cua.collect.progress import EpisodeProgress
+from cua.collect.standby import Standby
 from cua.collect.store import RunStore, package_versions, write_atomic
 from cua.desktop import registry
 from cua.desktop.ops import Op, Upload
@@ -60,6 +61,8 @@ class EvalRecipe(AgentSettings):
     out: Path = Path("results")
     observation: Literal["screenshot"] = "screenshot"
     workers: int = Field(1, ge=1)
+    standby: bool = False                          # a second desktop per worker, set up for its
+                                                   # next task while it runs this one
     runs: int = Field(1, ge=1)                     # >1: run k in `out`/run-k, mean ± std reported
     backend: str = "local"
     test_list: Path | None = None                  # OSWorld's test_all.json …: `tasks` is examples/
@@ -198,8 +201,14 @@ class EvalWorker:
         self.agent = roles.agent(recipe.model, self.format)
         self.desktop = None
         self.scorer: Scorer | None = None  # OSWorld's scorer, started for the first OSWorld task
+        self._desktop_options = {"allow_commands": True} if (
+            recipe.backend == "local" and recipe.allow_host_commands) else {}
+        self.standby = (Standby(recipe.backend, **self._desktop_options) if recipe.standby
+                        else None)
 
     def close(self) -> None:
+        if self.standby is not None:
+            self.standby.close()
         if self.desktop is not None:
             self.desktop.close()
             self.desktop = None
@@ -210,25 +219,36 @@ class EvalWorker:
             self.log.close()
             self.log = None
 
-    def attempt(self, task: TaskConfig, files: Path, act: bool = True) -> Attempt:
+    def attempt(self, task: TaskConfig, files: Path, act: bool = True,
+                upcoming: TaskConfig | None = None) -> Attempt:
         """Set up, let the agent act (unless `act` is False: the initial state), save, score.
-        Files the evaluator reads are kept in `files`."""
-        if is_osworld(task) and self.scorer is None:
-            if self.scorer_log is not None:
-                self.log = self.scorer_log.open("a")
-            self.scorer = Scorer(log=self.log)
-        spec = episode_spec(task, self.scorer, self.recipe.cache)
-        options = {"allow_commands": True} if (self.recipe.backend == "local"
-                                               and self.recipe.allow_host_commands) else {}
-        self.desktop = registry.desktop_for(spec.env, self.desktop, self.recipe.backend,
-                                            **options)
-        record, screens = run_episode(self.desktop, spec,
-                                      self.agent if act else None, self.format, self.recipe,
-                                      files)
+        Files the evaluator reads are kept in `files`. With a standby desktop, `upcoming`'s is
+        set up meanwhile."""
+        prepared = self.standby.take(task.id) if self.standby else None
+        done_with = None
+        if prepared is not None:
+            done_with, self.desktop = self.desktop, prepared.desktop
+        spec = self._spec(task)
+        if prepared is None:
+            self.desktop = registry.desktop_for(spec.env, self.desktop, self.recipe.backend,
+                                                **self._desktop_options)
+        if self.standby is not None and upcoming is not None:
+            self.standby.prepare(upcoming.id, self._spec(upcoming), done_with)
+        elif done_with is not None:
+            done_with.close()
+        record, screens = run_episode(self.desktop, spec, self.agent if act else None,
+                                      self.format, self.recipe, files, prepared=prepared)
         if record.outcome == "error" and self.desktop is not None:
             self.desktop.close()  # a fresh desktop for the next task
             self.desktop = None
         return Attempt(task, record, screens)
+
+    def _spec(self, task: TaskConfig) -> EpisodeSpec:
+        if is_osworld(task) and self.scorer is None:
+            if self.scorer_log is not None:
+                self.log = self.scorer_log.open("a")
+            self.scorer = Scorer(log=self.log)
+        return episode_spec(task, self.scorer, self.recipe.cache)
 
 
 # -- results -------------------------------------------------------------------------------------
@@ -352,10 +372,10 @@ def run_eval(recipe: EvalRecipe, tasks: list[TaskConfig], console=None) -> tuple
             write_attempt(store, attempt)
             progress.add(attempt.record)
 
-        def work(worker: EvalWorker, task: TaskConfig) -> Attempt:
+        def work(worker: EvalWorker, task: TaskConfig, upcoming: TaskConfig | None) -> Attempt:
             files = task_dir(store.root, task) / "files"
             shutil.rmtree(files, ignore_errors=True)
-            return worker.attempt(task, files=files)
+            return worker.attempt(task, files=files, upcoming=upcoming)
 
         roles = RoleFactory([recipe.model])
         run_pool(lambda: EvalWorker(recipe, roles, store.root / SCORER_LOG), todo, recipe.workers,

@@ -1,0 +1,79 @@
+"""The standby desktop: set up for the next episode in the background, taken by its key only."""
+
+from __future__ import annotations
+
+import threading
+
+from cua.collect.standby import Standby
+from cua.envspec import load_env
+
+ENV = load_env("calc")
+
+
+class FakeDesktop:
+    network = ENV.network
+
+    def __init__(self):
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+class Harness:
+    def __init__(self, fail: bool = False):
+        self.fail, self.thread = fail, None
+
+    def setup(self, desktop, env):
+        self.thread = threading.current_thread().name
+        if self.fail:
+            raise RuntimeError("calc shows a dialog instead of its window")
+        return [f"reset {env.name}"]
+
+
+class Spec:
+    env = ENV
+
+    def __init__(self, harness):
+        self.harness = harness
+
+
+def test_a_desktop_is_set_up_in_the_background_and_taken_by_its_key():
+    standby, desktop, harness = Standby("local"), FakeDesktop(), Harness()
+    try:
+        standby.prepare("task-2", Spec(harness), desktop)
+        prepared = standby.take("task-2")
+        assert prepared.desktop is desktop and prepared.setup_log == ["reset calc"]
+        assert prepared.error is None and not desktop.closed
+        assert harness.thread.startswith("cua-standby")
+        assert standby.take("task-2") is None  # taken once
+    finally:
+        standby.close()
+
+
+def test_a_desktop_set_up_for_another_episode_is_closed():
+    standby, desktop = Standby("local"), FakeDesktop()
+    try:
+        standby.prepare("task-2", Spec(Harness()), desktop)
+        assert standby.take("task-3") is None
+        assert desktop.closed
+    finally:
+        standby.close()
+
+
+def test_a_failed_set_up_is_handed_to_the_episode_to_record():
+    standby, desktop = Standby("local"), FakeDesktop()
+    try:
+        standby.prepare("task-2", Spec(Harness(fail=True)), desktop)
+        prepared = standby.take("task-2")
+        assert prepared.desktop is desktop
+        assert str(prepared.error) == "calc shows a dialog instead of its window"
+    finally:
+        standby.close()
+
+
+def test_closing_closes_a_desktop_never_taken():
+    standby, desktop = Standby("local"), FakeDesktop()
+    standby.prepare("task-2", Spec(Harness()), desktop)
+    standby.close()
+    assert desktop.closed
