@@ -38,7 +38,8 @@ class Screen(Frozen):
 
 class SettlePolicy(Frozen):
     """When the screen counts as settled after an action: a frame difference under `threshold`
-    (fraction of sampled pixels that changed) for `quiet_s`, checked every `interval_s`, waiting
+    (fraction of sampled pixels that changed) for `quiet_s`, checked every `interval_s` (with
+    `use_damage`, only after X reports a draw, at most that often), waiting
     at least `min_wait_s` and at most `timeout_s`, with the apps' processes idle meanwhile."""
 
     interval_s: float = Field(0.02, gt=0, le=1)
@@ -48,6 +49,7 @@ class SettlePolicy(Frozen):
     threshold: float = Field(0.0005, ge=0, lt=1)
     cpu_idle: float = Field(0.15, gt=0)  # cores the apps may use and still count as idle
     wait_action_s: float = Field(1.0, ge=0, le=60)  # how long `wait()` pauses before settling
+    use_damage: bool = True  # look at a frame only after X's DAMAGE reports a draw
 
 
 class Dialogs(Frozen):

@@ -103,6 +103,23 @@ def test_dead_x_server_is_detected_and_reset_recovers(local_desktop, workbook):
     assert report.x_restarted and local_desktop.health().ok
 
 
+def test_a_screen_nothing_is_drawn_to_settles_without_looking_at_it(local_desktop, workbook):
+    """X's DAMAGE reports stand in for polling: a key that draws nothing costs the first frame
+    only, where looking every interval grabs one per 20 ms of the quiet period; a key that moves
+    the cell cursor is still seen, and its screen comes back with the request."""
+    polling = CALC.model_copy(update={"settle": CALC.settle.model_copy(
+        update={"use_damage": False})})
+    frames = {}
+    for spec in (CALC, polling):
+        local_desktop.reset(spec, [workbook])
+        report = local_desktop.execute([Hotkey(keys=["shift"])])
+        frames[spec.settle.use_damage] = report.results[0].settle.frames
+        moved = local_desktop.execute([Hotkey(keys=["down"])], observe=True)
+        assert moved.results[0].settle.changed and moved.results[0].settle.settled
+        assert moved.screen.png == local_desktop.screenshot_png()
+    assert frames[True] <= 2 and frames[False] >= 5, frames
+
+
 def test_corrupt_files_are_rejected_by_name(local_desktop, shared_content, workbook):
     local_desktop.reset(CALC, [workbook])
     for name in ("54764.xlsx", "49609.xlsx", "protected_sha512.xlsx",

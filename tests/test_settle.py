@@ -36,6 +36,23 @@ class FakeScreen:
                             **kwargs)[0]
 
 
+class FakeDraws:
+    """DAMAGE reports on the fake screen's clock: a draw every interval while it changes."""
+
+    def __init__(self, screen: FakeScreen, stops_at: float = float("inf")):
+        self.screen, self.seq, self.stops_at = screen, 0, stops_at
+
+    def wait(self, seen, timeout_s):
+        if self.screen.now >= self.stops_at:
+            return None
+        if self.screen.now < self.screen.stop_at:
+            self.screen.now += POLICY.interval_s
+            self.seq += 1
+            return self.seq
+        self.screen.now += timeout_s
+        return seen
+
+
 def test_changed_fraction():
     a = np.zeros((10, 10, 4), np.uint8)
     b = a.copy()
@@ -66,6 +83,23 @@ def test_a_busy_app_keeps_a_static_screen_unsettled():
     screen = FakeScreen(stop_at=0, cpu_busy_until=0.5)
     report = screen.run(cpu=lambda: screen.cpu_used)
     assert report.settled and report.waited_s >= 0.5
+
+
+def test_with_damage_reports_frames_are_grabbed_only_after_draws():
+    screen = FakeScreen(stop_at=0.3)
+    report = screen.run(draws=FakeDraws(screen))
+    assert report.settled and report.changed and 0.4 <= report.waited_s < 0.45
+    assert report.frames == 16  # the first, then one per draw reported; none while quiet
+    still = FakeScreen(stop_at=0)
+    report = still.run(before=np.zeros((40, 40, 4), np.uint8), draws=FakeDraws(still))
+    assert report.settled and not report.changed and report.frames == 1
+    assert abs(report.waited_s - POLICY.quiet_s) < 1e-9
+
+
+def test_a_stopped_damage_watch_falls_back_to_looking_every_interval():
+    screen = FakeScreen(stop_at=0.3)
+    report = screen.run(draws=FakeDraws(screen, stops_at=0.1))
+    assert report.settled and 0.4 <= report.waited_s < 0.5 and report.frames > 16
 
 
 def test_a_frame_is_encoded_as_a_lossless_rgb_png():

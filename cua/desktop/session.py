@@ -80,9 +80,10 @@ class Session:
         x_restart = not self.x.alive() or self.spec is None or self.spec.screen != spec.screen
         if x_restart:
             self.x.stop()
-            self.x.start(spec.screen, self.requested_display)
+            self.x.start(spec.screen, self.requested_display, spec.settle.interval_s)
             self.inputs.reconnect()
         self.spec = spec
+        self.x.damage.interval_s = spec.settle.interval_s
         self.inputs.wait_s = spec.settle.wait_action_s
         apps.seed_home(self.home, self.profile, spec)
         self.opened = {}
@@ -122,6 +123,10 @@ class Session:
 
     def settle(self, before=None, timeout_s: float | None = None, ready: bool = False
                ) -> SettleReport:
+        return self._settle(before, timeout_s, ready)[0]
+
+    def _settle(self, before=None, timeout_s: float | None = None, ready: bool = False
+                ) -> tuple[SettleReport, np.ndarray]:
         """Wait for a still screen while the desktop's apps idle (the X server's own work does not
         count): the env's settle policy over the processes running now, or with `ready` (after
         commands that did not wait for the desktop: OSWorld's set-up launches apps and returns)
@@ -136,7 +141,8 @@ class Session:
             policy = policy.model_copy(update={"timeout_s": timeout_s})
         running = None if ready else self._app_pids()
         cpu = lambda: procs.cpu_seconds(self._app_pids() if running is None else running)
-        return wait_settled(self.x.frame, policy, before, cpu=cpu)[0]
+        draws = self.x.damage if policy.use_damage else None
+        return wait_settled(self.x.frame, policy, before, cpu=cpu, draws=draws)
 
     def stop_apps(self) -> None:
         """End every process of the desktop but its X stack, those started while they were being
@@ -186,7 +192,7 @@ class Session:
         report also holds the screen after the last action (a step's next observation)."""
         spec = self._require_spec()
         checked = [validate(a, spec.screen.width, spec.screen.height) for a in actions]
-        start, results = time.monotonic(), []
+        start, results, frame = time.monotonic(), [], None
         for action in checked:
             t0 = time.monotonic()
             if t0 - start > budget_s:
@@ -195,16 +201,25 @@ class Session:
                     f"{len(results)} of {len(checked)} actions")))
                 break
             before = self.x.frame() if settle else None
+            frame = None
             try:
                 self.inputs.run(action)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 results.append(ActionResult(action=action, ok=False, error=str(exc),
                                             seconds=time.monotonic() - t0))
                 break
-            report = self.settle(before) if settle else None
+            if settle:
+                report, last = self._settle(before)
+                frame = last if report.settled else None
+            else:
+                report = None
             results.append(ActionResult(action=action, ok=True, seconds=time.monotonic() - t0,
                                         settle=report))
-        screen = Screen.of(self.screenshot(), self.windows()) if observe else None
+        if observe:  # a settled screen is as its last frame shows it: no need to grab another
+            png = encode_png(frame) if frame is not None else self.screenshot()
+            screen = Screen.of(png, self.windows())
+        else:
+            screen = None
         return ExecuteReport(results=results, seconds=time.monotonic() - start, screen=screen)
 
     def windows(self) -> list[WindowInfo]:

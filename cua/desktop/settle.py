@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -22,16 +23,28 @@ def changed_fraction(a: np.ndarray, b: np.ndarray, stride: int = 2) -> float:
     return float(np.count_nonzero((wa ^ wb) & COLOUR)) / wa.size
 
 
+class Draws(Protocol):
+    """What settling needs of a `cua.desktop.damage.DamageWatch`."""
+
+    seq: int
+
+    def wait(self, seen: int, timeout_s: float) -> int | None: ...
+
+
 def wait_settled(grab: Callable[[], np.ndarray], policy: SettlePolicy,
                  before: np.ndarray | None = None,
                  cpu: Callable[[], float] | None = None,
+                 draws: Draws | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> tuple[SettleReport, np.ndarray]:
     """Grab frames every `interval_s` until they have been stable for `quiet_s` (after at least
-    `min_wait_s`), or `timeout_s` passes. With `cpu` (the apps' cumulative CPU seconds), the
-    apps must also have been idle (under `cpu_idle` cores) over that quiet period: a window
-    that is mapped but still loading is static yet busy. Returns the report and the last frame."""
+    `min_wait_s`), or `timeout_s` passes. With `draws` (the X server's DAMAGE reports), a frame
+    is grabbed only after something was drawn, and a screen nothing is drawn to is stable
+    without looking at it. With `cpu` (the apps' cumulative CPU seconds), the apps must also
+    have been idle (under `cpu_idle` cores) over that quiet period: a window that is mapped but
+    still loading is static yet busy. Returns the report and the last frame."""
     start = clock()
+    seen = draws.seq if draws is not None else None  # read before the frame it vouches for
     frame = grab()
     frames, changed = 1, before is not None and changed_fraction(before, frame) > policy.threshold
     stable_since, cpu_since = clock(), cpu() if cpu else 0.0
@@ -41,13 +54,21 @@ def wait_settled(grab: Callable[[], np.ndarray], policy: SettlePolicy,
             return SettleReport(settled=False, changed=changed, waited_s=now - start,
                                 frames=frames), frame
         quiet = now - stable_since
-        if frames > 1 and now - start >= policy.min_wait_s and quiet >= policy.quiet_s:
+        watched = frames > 1 or seen is not None
+        if watched and now - start >= policy.min_wait_s and quiet >= policy.quiet_s:
             busy = cpu is not None and (cpu() - cpu_since) / quiet > policy.cpu_idle
             if not busy:
                 return SettleReport(settled=True, changed=changed, waited_s=now - start,
                                     frames=frames), frame
             stable_since, cpu_since = now, cpu()
-        sleep(policy.interval_s)
+        if seen is not None:
+            until = max(policy.min_wait_s - (now - start), policy.quiet_s - quiet)
+            latest = draws.wait(seen, min(max(until, 0.0), policy.timeout_s - (now - start)))
+            if latest == seen:
+                continue  # nothing drawn: the screen is as the last frame shows it
+            seen = latest  # None: the watch stopped, look every interval from now on
+        if seen is None:
+            sleep(policy.interval_s)
         previous, frame = frame, grab()
         frames += 1
         if changed_fraction(previous, frame) > policy.threshold:

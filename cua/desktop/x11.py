@@ -14,9 +14,10 @@ import mss.exception
 import numpy as np
 from Xlib import Xatom
 from Xlib import display as xdisplay
-from Xlib.error import XError
+from Xlib.error import ConnectionClosedError, XError
 
 from cua.desktop import procs
+from cua.desktop.damage import DamageWatch
 from cua.desktop.waiting import WaitTimeout, wait_until
 from cua.envspec import Screen
 
@@ -42,10 +43,12 @@ class XStack:
         self.run_dir = run_dir
         self.display: str | None = None
         self.procs: list[subprocess.Popen] = []
-        self._local = threading.local()  # mss connections are per thread
+        self.damage: DamageWatch | None = None  # what is drawn to the screen, as it is
+        self._local = threading.local()  # mss and Xlib connections are per thread
 
-    def start(self, screen: Screen, display: str | None = None) -> None:
-        """Start Xvfb (on `display`, or the first free one), then the window manager and bus."""
+    def start(self, screen: Screen, display: str | None = None, interval_s: float = 0.02) -> None:
+        """Start Xvfb (on `display`, or the first free one), then the window manager and bus,
+        and watch what is drawn (reported at most once per `interval_s`)."""
         self.display = display or None
         xvfb_args = ["-screen", "0", f"{screen.width}x{screen.height}x{screen.depth}",
                      "-nolisten", "tcp", "-noreset", "+extension", "RANDR", "-extension", "GLX"]
@@ -70,12 +73,16 @@ class XStack:
                                        f"--address=unix:path={bus}"]))
         self.procs.append(self._spawn(["openbox", "--config-file", str(self._openbox_config())]))
         self._wait(lambda: bus.exists() and self._wm_running(), "openbox and the session bus")
+        self.damage = DamageWatch(self.display, interval_s)
 
     def alive(self) -> bool:
         return bool(self.procs) and all(p.poll() is None for p in self.procs) and self._x_answers()
 
     def stop(self) -> None:
         self._local = threading.local()
+        if self.damage is not None:
+            self.damage.close()
+            self.damage = None
         for proc in reversed(self.procs):
             procs.stop(proc, grace_s=1.0)
         self.procs = []
@@ -139,13 +146,16 @@ class XStack:
 
     @contextmanager
     def _connection(self):
-        """A connection to the desktop's X server, for one query."""
+        """This thread's connection to the desktop's X server (made once, dropped on an error)."""
         self._require_xvfb()
-        conn = xdisplay.Display(self.display)
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = xdisplay.Display(self.display)
         try:
             yield conn
-        finally:
-            conn.close()
+        except (ConnectionClosedError, OSError):
+            self._local.conn = None
+            raise XServerDown(f"lost the connection to the X server of {self.display}") from None
 
     def _require_xvfb(self) -> None:
         if not self.procs or self.procs[0].poll() is not None:
