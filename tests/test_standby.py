@@ -77,3 +77,17 @@ def test_closing_closes_a_desktop_never_taken():
     standby.prepare("task-2", Spec(Harness()), desktop)
     standby.close()
     assert desktop.closed
+
+
+def test_a_turn_hands_over_the_prepared_desktop_and_readies_the_one_done_with():
+    standby, first, second = Standby("local"), FakeDesktop(), FakeDesktop()
+    try:
+        standby.prepare("task-2", Spec(Harness()), second)
+        prepared = standby.turn("task-2", first, ("task-3", Spec(Harness())))
+        assert prepared.desktop is second
+        assert standby.take("task-3").desktop is first and not first.closed
+        standby.prepare("task-4", Spec(Harness()), first)
+        assert standby.turn("task-4", second, None).desktop is first
+        assert second.closed  # the last episode: nothing to set up for
+    finally:
+        standby.close()

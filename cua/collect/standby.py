@@ -19,6 +19,19 @@ class Standby:
         self._pending: tuple[str, Future[Prepared]] | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="cua-standby")
 
+    def turn(self, key: str, current, upcoming: tuple[str, EpisodeSpec] | None
+             ) -> Prepared | None:
+        """A worker's turn to `key`: the desktop set up for it, if one was, and then `current`
+        (done with) is set up for `upcoming`, or closed; else `current` stays the worker's and
+        `upcoming` gets a new desktop."""
+        prepared = self.take(key)
+        done_with = current if prepared is not None else None
+        if upcoming is not None:
+            self.prepare(*upcoming, done_with)
+        elif done_with is not None:
+            done_with.close()
+        return prepared
+
     def prepare(self, key: str, spec: EpisodeSpec, desktop=None) -> None:
         """Set up `desktop` (one its worker is done with), or a new one, for `spec`."""
         self.discard()

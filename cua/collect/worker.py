@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cua.collect.agents import RoleFactory
-from cua.collect.episode import EpisodeSpec, OpsHarness, run_episode
+from cua.collect.episode import EpisodeSpec, OpsHarness, Prepared, run_episode
 from cua.collect.expert import families
 from cua.collect.expert.base import save_ops
 from cua.collect.recipe import CollectRecipe
@@ -76,8 +76,10 @@ class Worker:
             self.desktop.close()
             self.desktop = None
 
-    def _desktop(self, env: EnvSpec):
-        self.desktop = registry.desktop_for(env, self.desktop, self.recipe.backend)
+    def _desktop(self, env: EnvSpec, prepared: Prepared | None = None):
+        """The desktop set up ahead, or this worker's for `env` (started if need be)."""
+        self.desktop = prepared.desktop if prepared else registry.desktop_for(
+            env, self.desktop, self.recipe.backend)
         return self.desktop
 
     def _grounding(self, unit: GoalUnit, screens: ScreenBuffer, on_screen=None) -> Grounding:
@@ -108,15 +110,9 @@ class Worker:
                 ) -> tuple[EpisodeRecord, dict[str, bytes]]:
         """Run an episode; with a standby desktop, `upcoming`'s is set up meanwhile."""
         grounding = self._grounding(unit.goal, ScreenBuffer())
-        prepared = self.standby.take(unit.task.id) if self.standby else None
-        done_with = None
-        if prepared is not None:
-            done_with, self.desktop = self.desktop, prepared.desktop
-        desktop = self.desktop if prepared else self._desktop(unit.goal.env)
-        if self.standby is not None and upcoming is not None:
-            self.standby.prepare(upcoming.task.id, episode_spec(upcoming), done_with)
-        elif done_with is not None:
-            done_with.close()
+        prepared = self.standby.turn(unit.task.id, self.desktop, upcoming and (
+            upcoming.task.id, episode_spec(upcoming))) if self.standby else None
+        desktop = self._desktop(unit.goal.env, prepared)
         record, screens = run_episode(
             desktop, episode_spec(unit), self.agent, self.format, self.recipe, files,
             judge=lambda png, put: self.judge.judge(unit.task, grounding, png, put),

@@ -224,18 +224,11 @@ class EvalWorker:
         """Set up, let the agent act (unless `act` is False: the initial state), save, score.
         Files the evaluator reads are kept in `files`. With a standby desktop, `upcoming`'s is
         set up meanwhile."""
-        prepared = self.standby.take(task.id) if self.standby else None
-        done_with = None
-        if prepared is not None:
-            done_with, self.desktop = self.desktop, prepared.desktop
         spec = self._spec(task)
-        if prepared is None:
-            self.desktop = registry.desktop_for(spec.env, self.desktop, self.recipe.backend,
-                                                **self._desktop_options)
-        if self.standby is not None and upcoming is not None:
-            self.standby.prepare(upcoming.id, self._spec(upcoming), done_with)
-        elif done_with is not None:
-            done_with.close()
+        prepared = self.standby.turn(task.id, self.desktop, upcoming and (
+            upcoming.id, self._spec(upcoming))) if self.standby else None
+        self.desktop = prepared.desktop if prepared else registry.desktop_for(
+            spec.env, self.desktop, self.recipe.backend, **self._desktop_options)
         record, screens = run_episode(self.desktop, spec, self.agent if act else None,
                                       self.format, self.recipe, files, prepared=prepared)
         if record.outcome == "error" and self.desktop is not None:
