@@ -1,6 +1,7 @@
 """Collection on a real two-node Ray cluster on this machine: a head and a second node, each
-started with `ray start` and its own resources, desktops on both, and the second node killed
-mid-run without losing or repeating an episode."""
+started with `ray start` and its own resources, desktops on both (each actor with a standby
+desktop set up for the episode it was told it runs next), and the second node killed mid-run
+without losing or repeating an episode."""
 
 from __future__ import annotations
 
@@ -97,6 +98,7 @@ def test_a_node_killed_mid_run_loses_no_episode(cluster, tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"name: cluster\nout: {tmp_path / 'runs'}\ncontent: {{generate: "
                       "{workbooks: 2, seed: 5}}\nenvs: [calc]\ntasks_per_content: 2\nworkers: 2\n"
+                      "standby: true\n"
                       f"ray: {{address: '{address}', cpus_per_desktop: 1}}\n")
     collector = subprocess.Popen([sys.executable, "-m", "cua", "collect", "--json", "--recipe",
                                   str(recipe)], env=env, stdout=subprocess.PIPE,
@@ -117,3 +119,4 @@ def test_a_node_killed_mid_run_loses_no_episode(cluster, tmp_path):
     planned = sorted(t.id for g in store.goals().values() for t in g.tasks)
     assert sorted(store.episodes()) == planned and len(planned) == 4
     assert all(r.outcome != "error" for r in store.episodes().values())
+    assert any(r.set_up_ahead for r in store.episodes().values())  # standby on the actors

@@ -18,8 +18,8 @@ class RayWorker:
     def __init__(self, recipe: dict):
         self.worker = Worker(CollectRecipe.model_validate(recipe))
 
-    def run(self, kind: str, unit, root: Path):
-        return self.worker.run(kind, unit, root)
+    def run(self, kind: str, unit, root: Path, upcoming=None):
+        return self.worker.run(kind, unit, root, upcoming)
 
     def close(self) -> None:
         self.worker.close()
@@ -27,8 +27,9 @@ class RayWorker:
 
 def run_on_ray(recipe: CollectRecipe, kind: str, units: list, root: Path, on_result) -> None:
     """Run units on `recipe.workers` Ray actors; results come back to this driver, which
-    stores them (the run's content folder must be readable from every node). A unit whose actor
-    is lost (its node died) goes back to the queue for another actor, so a lost node loses no
+    stores them (the run's content folder must be readable from every node). With `standby`,
+    each actor is told the episode it runs next. A unit whose actor is lost (its node died) goes
+    back to the queue for another actor, with the one it was told of, so a lost node loses no
     unit; the run fails only when no actor is left, and a resume finishes it."""
     import ray
     from ray.exceptions import RayActorError
@@ -39,15 +40,20 @@ def run_on_ray(recipe: CollectRecipe, kind: str, units: list, root: Path, on_res
     actor = ray.remote(num_cpus=recipe.ray.cpus_per_desktop)(RayWorker)
     idle = [actor.remote(recipe.model_dump(mode="json"))
             for _ in range(min(recipe.workers, len(units)))]
-    live, queue, running = list(idle), deque(units), {}
+    live, queue, running, told = list(idle), deque(units), {}, {}
+    look_ahead = recipe.standby and kind == "episode"
     # Ray's driver prints the cluster's error messages ("node … died") to stdout: they go to
     # stderr with cua's diagnostics, and stdout keeps what `--json` promises
     with contextlib.redirect_stdout(sys.stderr):
         try:
-            while queue or running:
-                while queue and idle:
-                    worker, unit = idle.pop(), queue.popleft()
-                    running[worker.run.remote(kind, unit, root)] = (worker, unit)
+            while queue or running or told:
+                for worker in [w for w in idle if w in told or queue]:
+                    unit = told.pop(worker) if worker in told else queue.popleft()
+                    if look_ahead and queue:
+                        told[worker] = queue.popleft()
+                    idle.remove(worker)
+                    running[worker.run.remote(kind, unit, root, told.get(worker))] = (
+                        worker, unit)
                 if not running:
                     raise RuntimeError(f"every Ray actor was lost; {len(queue)} {kind} units "
                                        "did not run (resume the run to finish them)")
@@ -57,7 +63,7 @@ def run_on_ray(recipe: CollectRecipe, kind: str, units: list, root: Path, on_res
                     record, screens = ray.get(done)
                 except RayActorError:
                     live.remove(worker)
-                    queue.appendleft(unit)
+                    queue.extendleft([u for u in (told.pop(worker, None), unit) if u])
                     continue
                 idle.append(worker)
                 on_result(record, screens)

@@ -123,15 +123,16 @@ class Session:
 
     def settle(self, before=None, timeout_s: float | None = None, ready: bool = False
                ) -> SettleReport:
-        return self._settle(before, timeout_s, ready)[0]
-
-    def _settle(self, before=None, timeout_s: float | None = None, ready: bool = False
-                ) -> tuple[SettleReport, np.ndarray]:
         """Wait for a still screen while the desktop's apps idle (the X server's own work does not
         count): the env's settle policy over the processes running now, or with `ready` (after
         commands that did not wait for the desktop: OSWorld's set-up launches apps and returns)
         still for `READY_QUIET_S` while every process, started before or since, idles, at most
         `ready_timeout_s`."""
+        return self._settle(before, timeout_s, ready)[0]
+
+    def _settle(self, before=None, timeout_s: float | None = None, ready: bool = False
+                ) -> tuple[SettleReport, np.ndarray]:
+        """`settle`, and the last frame it saw (the settled screen, when it settled)."""
         spec = self._require_spec()
         policy = spec.settle
         if ready:
