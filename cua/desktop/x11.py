@@ -14,7 +14,7 @@ import mss.exception
 import numpy as np
 from Xlib import Xatom
 from Xlib import display as xdisplay
-from Xlib.error import ConnectionClosedError, XError
+from Xlib.error import ConnectionClosedError, DisplayError, XError
 
 from cua.desktop import procs
 from cua.desktop.damage import DamageWatch
@@ -174,9 +174,12 @@ class XStack:
                               check=False)
 
     def _x_answers(self) -> bool:
+        """The X server answers a request (a round trip on this thread's connection)."""
         try:
-            return self._run(["xdpyinfo"]).returncode == 0
-        except subprocess.TimeoutExpired:
+            with self._connection() as conn:
+                conn.get_input_focus()
+            return True
+        except (XServerDown, DisplayError):
             return False
 
     def _wm_running(self) -> bool:
