@@ -62,6 +62,17 @@ def marked_pids(desktop_id: str, descendants: bool = False) -> list[int]:
     return sorted(found)
 
 
+def descendant_pids() -> list[int]:
+    """Live descendants of this process, the orphans it adopted included: a fifth of the cost of
+    `marked_pids`, which reads every process's environment."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        with suppress(psutil.Error):  # it ended meanwhile
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc.pid)
+    return found
+
+
 def alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie does not)."""
     try:

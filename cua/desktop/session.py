@@ -263,7 +263,10 @@ class Session:
         return self.spec
 
     def _app_pids(self) -> list[int]:
-        return [p for p in self.pids() if procs.comm(p) != "Xvfb"]
+        """The desktop's processes but Xvfb, whose CPU settling watches (once per action): where
+        this process owns every process of the desktop, its descendants are they."""
+        pids = procs.descendant_pids() if self.owns_descendants else self.pids()
+        return [p for p in pids if procs.comm(p) != "Xvfb"]
 
     def _check(self, path: Path) -> None:
         """Prove the file opens before an app sees it (once per distinct content)."""
