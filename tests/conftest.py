@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -93,12 +92,6 @@ def tiny_server(tmp_path_factory):
     server = ModelServer(ServeConfig(model=model), folder / "serve.log").start()
     yield server
     server.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_change(desktop, remote: str, before: bytes, timeout_s: float = 30.0) -> bytes:

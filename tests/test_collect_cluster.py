@@ -19,7 +19,8 @@ import psutil
 import pytest
 
 from cua.collect.store import RunStore
-from tests.conftest import free_port, require_desktop_tools
+from cua.train.serve import free_port
+from tests.conftest import require_desktop_tools
 
 NODE_CPUS = "1"  # one desktop per node (the recipe asks for one CPU per desktop)
 

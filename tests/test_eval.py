@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from cua.content.documents import make_document, make_presentation
@@ -25,7 +24,8 @@ from cua.evaluate.runner import (
     run_evals,
     select_tasks,
 )
-from tests.conftest import free_port, require_desktop_tools
+from cua.train.serve import answers, free_port
+from tests.conftest import require_desktop_tools
 
 
 @pytest.fixture
@@ -161,13 +161,6 @@ def test_served_model_is_scored_and_a_dead_endpoint_is_retried(task_set, tmp_pat
     store, rows = run_eval(dead, tasks)
     assert store.episodes()[tasks[0].id].outcome == "error" and rows[-1].errors == 1
     assert not list(store.root.rglob("result.txt"))
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 OFFICE_SMOKE = Path(__file__).resolve().parent.parent / "tasks" / "eval" / "office-smoke"

@@ -100,7 +100,7 @@ class ModelServer:
     def __init__(self, config: ServeConfig, log: Path, name: str | None = None,
                  fmt: AgentFormat | None = None, max_tokens: int = 1000):
         self.config, self.log_path = config, log
-        self.port = config.port or _free_port()
+        self.port = config.port or free_port()
         host = socket.gethostname() if config.host in ("0.0.0.0", "::") else config.host
         self.base_url = f"http://{host}:{self.port}/v1"
         if config.engine == "vllm":
@@ -123,7 +123,7 @@ class ModelServer:
                                          env={**os.environ, **OFFLINE}, start_new_session=True)
         health = self.base_url.removesuffix("/v1") + "/health"
         try:
-            wait_until(lambda: self.proc.poll() is not None or _answers(health),
+            wait_until(lambda: self.proc.poll() is not None or answers(health),
                        self.config.timeout_s, 0.2, f"{self.config.engine} to answer")
             if self.proc.poll() is None:
                 return self
@@ -179,14 +179,16 @@ def serving(recipe: R, logs: Path) -> Iterator[R]:
         yield recipe.model_copy(update=update)
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """`url` answers 200 (within 2 s)."""
     try:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
