@@ -121,8 +121,8 @@ def bench_collect(desktop_counts: list[int], episodes: int, console: Console,
         for count in desktop_counts:
             recipe = CollectRecipe.model_validate({
                 "name": f"bench-{count}", "out": tmp, "envs": ["calc"], "workers": count,
-                "standby": standby, "content": {"generate": {"workbooks": -(-episodes // 3), "seed": 11}},
-                "tasks_per_content": 3})
+                "standby": standby, "tasks_per_content": 3,
+                "content": {"generate": {"workbooks": -(-episodes // 3), "seed": 11}}})
             store = new_run(recipe)
             start = time.perf_counter()
             outcomes = collect(store, recipe, console)
