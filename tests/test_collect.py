@@ -125,7 +125,7 @@ def test_dead_endpoint_and_killed_app_are_recorded(tmp_path):
 
     def kill_calc_on_step_two(context, observation, put=None, attempt=0):
         if len(context.history) == 1:
-            for pid in procs.marked_pids(worker.desktop.id):
+            for pid in procs.marked_pids(worker.desktops.desktop.id):
                 if procs.comm(pid) == "soffice.bin":
                     os.kill(pid, signal.SIGKILL)
         return act(context, observation, put, attempt)

@@ -1,10 +1,12 @@
-"""The standby desktop: set up for the next episode in the background, taken by its key only."""
+"""The standby desktop: set up for the next episode in the background, taken by its key only; a
+worker's desktop from one episode to the next."""
 
 from __future__ import annotations
 
 import threading
 
-from cua.collect.standby import Standby
+from cua.collect.standby import Standby, WorkerDesktop
+from cua.desktop import registry
 from cua.envspec import load_env
 
 ENV = load_env("calc")
@@ -91,3 +93,27 @@ def test_a_turn_hands_over_the_prepared_desktop_and_readies_the_one_done_with():
         assert second.closed  # the last episode: nothing to set up for
     finally:
         standby.close()
+
+
+def test_a_worker_runs_on_its_own_desktop_until_one_was_set_up_ahead(monkeypatch):
+    started = []
+
+    def desktop_for(env, current, backend):
+        if current is None:
+            current = FakeDesktop()
+            started.append(current)
+        return current
+
+    monkeypatch.setattr(registry, "desktop_for", desktop_for)
+    desktops = WorkerDesktop("local", standby=True)
+    try:
+        assert desktops.turn("task-1", Spec(Harness()), ("task-2", Spec(Harness()))) is None
+        own = desktops.desktop
+        prepared = desktops.turn("task-2", Spec(Harness()), None)
+        assert prepared.desktop is not own and desktops.desktop is prepared.desktop
+        assert set(started) == {own, prepared.desktop}
+        assert own.closed  # the episode before's desktop: nothing left to set up on it
+        desktops.drop()  # after an error
+        assert prepared.desktop.closed and desktops.desktop is None
+    finally:
+        desktops.close()

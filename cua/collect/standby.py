@@ -1,6 +1,7 @@
-"""A worker's warm desktop: set up for its next episode in the background while it runs this one,
-so the next reset costs only what is left of that set-up. Every reset is still a whole one (apps
-restarted, home and profile seeded afresh), on a desktop the episode before did not touch."""
+"""A worker's desktops: the one it runs episodes on and, with standby, a warm one set up for its
+next episode in the background while it runs this one, so the next reset costs only what is left
+of that set-up. Every reset is still a whole one (apps restarted, home and profile seeded afresh),
+on a desktop the episode before did not touch."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from cua.collect.episode import EpisodeSpec, Prepared
 from cua.desktop import registry
+from cua.envspec import EnvSpec
 
 
 class Standby:
@@ -69,3 +71,41 @@ class Standby:
             return Prepared(desktop, spec.harness.setup(desktop, spec.env))
         except Exception as exc:
             return Prepared(desktop, error=exc)
+
+
+class WorkerDesktop:
+    """The desktop a worker's episodes run on: the one set up ahead (with `standby`), else the
+    worker's own, started when needed. `drop` it after an episode that errored: the next one
+    gets a fresh desktop."""
+
+    def __init__(self, backend: str, standby: bool = False, **options):
+        self.backend, self.options = backend, options
+        self.desktop = None
+        self.standby = Standby(backend, **options) if standby else None
+
+    def for_env(self, env: EnvSpec):
+        """This worker's desktop, started (or restarted, if it died) for `env`."""
+        self.desktop = registry.desktop_for(env, self.desktop, self.backend, **self.options)
+        return self.desktop
+
+    def turn(self, key: str, spec: EpisodeSpec, upcoming: tuple[str, EpisodeSpec] | None
+             ) -> Prepared | None:
+        """The episode `key`'s turn: its desktop (`self.desktop`) and what was set up for it
+        ahead, if anything was; with standby, `upcoming`'s set-up starts meanwhile."""
+        prepared = (self.standby.turn(key, self.desktop, upcoming) if self.standby is not None
+                    else None)
+        if prepared is not None:
+            self.desktop = prepared.desktop
+        else:
+            self.for_env(spec.env)
+        return prepared
+
+    def drop(self) -> None:
+        if self.desktop is not None:
+            self.desktop.close()
+            self.desktop = None
+
+    def close(self) -> None:
+        self.drop()
+        if self.standby is not None:
+            self.standby.close()

@@ -6,14 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cua.collect.agents import RoleFactory
-from cua.collect.episode import EpisodeSpec, OpsHarness, Prepared, run_episode
+from cua.collect.episode import EpisodeSpec, OpsHarness, run_episode
 from cua.collect.expert import families
 from cua.collect.expert.base import save_ops
 from cua.collect.recipe import CollectRecipe
 from cua.collect.roles import Grounding
-from cua.collect.standby import Standby
+from cua.collect.standby import WorkerDesktop
 from cua.collect.store import ScreenBuffer
-from cua.desktop import registry
 from cua.desktop.ops import OpenFile, Upload
 from cua.envspec import EnvSpec
 from cua.formats import get_format
@@ -62,29 +61,14 @@ class Worker:
         self.judge = roles.judge(recipe.role_model("judge"))
         self.format = get_format(recipe.agent_format, **recipe.agent_format_options)
         self.agent = roles.agent(recipe.role_model("executor"), self.format)
-        self.desktop = None
-        self.standby = Standby(recipe.backend) if recipe.standby else None
+        self.desktops = WorkerDesktop(recipe.backend, recipe.standby)
 
     def close(self) -> None:
-        self._drop_desktop()
-        if self.standby is not None:
-            self.standby.close()
-
-    def _drop_desktop(self) -> None:
-        """Close the desktop (after an error: the next unit gets a fresh one)."""
-        if self.desktop is not None:
-            self.desktop.close()
-            self.desktop = None
-
-    def _desktop(self, env: EnvSpec, prepared: Prepared | None = None):
-        """The desktop set up ahead, or this worker's for `env` (started if need be)."""
-        self.desktop = prepared.desktop if prepared else registry.desktop_for(
-            env, self.desktop, self.recipe.backend)
-        return self.desktop
+        self.desktops.close()
 
     def _grounding(self, unit: GoalUnit, screens: ScreenBuffer, on_screen=None) -> Grounding:
         def screenshot() -> bytes:
-            desktop = self._desktop(unit.env)
+            desktop = self.desktops.for_env(unit.env)
             desktop.reset(unit.env, [Path(unit.path)])
             png = desktop.screenshot_png()
             if on_screen is not None:
@@ -103,22 +87,22 @@ class Worker:
             record.tasks, record.call, record.error = proposal.tasks, proposal.call, proposal.error
         except Exception as exc:  # recorded, never fatal to the run
             record.error = f"{type(exc).__name__}: {exc}"
-            self._drop_desktop()
+            self.desktops.drop()  # a fresh desktop for the next unit
         return record, screens.screens
 
     def episode(self, unit: EpisodeUnit, files: Path, upcoming: EpisodeUnit | None = None
                 ) -> tuple[EpisodeRecord, dict[str, bytes]]:
         """Run an episode; with a standby desktop, `upcoming`'s is set up meanwhile."""
         grounding = self._grounding(unit.goal, ScreenBuffer())
-        prepared = self.standby.turn(unit.task.id, self.desktop, upcoming and (
-            upcoming.task.id, episode_spec(upcoming))) if self.standby else None
-        desktop = self._desktop(unit.goal.env, prepared)
+        spec = episode_spec(unit)
+        prepared = self.desktops.turn(unit.task.id, spec, upcoming and (
+            upcoming.task.id, episode_spec(upcoming)))
         record, screens = run_episode(
-            desktop, episode_spec(unit), self.agent, self.format, self.recipe, files,
+            self.desktops.desktop, spec, self.agent, self.format, self.recipe, files,
             judge=lambda png, put: self.judge.judge(unit.task, grounding, png, put),
             prepared=prepared)
         if record.outcome == "error":
-            self._drop_desktop()  # a fresh desktop for the next episode
+            self.desktops.drop()  # a fresh desktop for the next episode
         return record, screens
 
     def run(self, kind: str, unit, root: Path, upcoming=None):

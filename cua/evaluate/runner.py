@@ -30,9 +30,8 @@ from cua.collect.agents import RoleFactory
 from cua.collect.episode import EpisodeSpec, OpsHarness, run_episode
 from cua.collect.pool import run_pool
 from cua.collect.progress import EpisodeProgress
-from cua.collect.standby import Standby
+from cua.collect.standby import WorkerDesktop
 from cua.collect.store import RunStore, package_versions, write_atomic
-from cua.desktop import registry
 from cua.desktop.ops import Op, Upload
 from cua.evaluate.osworld import harness as osworld_harness
 from cua.evaluate.osworld import scorer_env
@@ -199,19 +198,13 @@ class EvalWorker:
         self.log: IO | None = None
         self.format = get_format(recipe.agent_format, **recipe.agent_format_options)
         self.agent = roles.agent(recipe.model, self.format)
-        self.desktop = None
         self.scorer: Scorer | None = None  # OSWorld's scorer, started for the first OSWorld task
-        self._desktop_options = {"allow_commands": True} if (
+        options = {"allow_commands": True} if (
             recipe.backend == "local" and recipe.allow_host_commands) else {}
-        self.standby = (Standby(recipe.backend, **self._desktop_options) if recipe.standby
-                        else None)
+        self.desktops = WorkerDesktop(recipe.backend, recipe.standby, **options)
 
     def close(self) -> None:
-        if self.standby is not None:
-            self.standby.close()
-        if self.desktop is not None:
-            self.desktop.close()
-            self.desktop = None
+        self.desktops.close()
         if self.scorer is not None:
             self.scorer.close()
             self.scorer = None
@@ -225,15 +218,12 @@ class EvalWorker:
         Files the evaluator reads are kept in `files`. With a standby desktop, `upcoming`'s is
         set up meanwhile."""
         spec = self._spec(task)
-        prepared = self.standby.turn(task.id, self.desktop, upcoming and (
-            upcoming.id, self._spec(upcoming))) if self.standby else None
-        self.desktop = prepared.desktop if prepared else registry.desktop_for(
-            spec.env, self.desktop, self.recipe.backend, **self._desktop_options)
-        record, screens = run_episode(self.desktop, spec, self.agent if act else None,
+        prepared = self.desktops.turn(task.id, spec, upcoming and (
+            upcoming.id, self._spec(upcoming)))
+        record, screens = run_episode(self.desktops.desktop, spec, self.agent if act else None,
                                       self.format, self.recipe, files, prepared=prepared)
-        if record.outcome == "error" and self.desktop is not None:
-            self.desktop.close()  # a fresh desktop for the next task
-            self.desktop = None
+        if record.outcome == "error":
+            self.desktops.drop()  # a fresh desktop for the next task
         return Attempt(task, record, screens)
 
     def _spec(self, task: TaskConfig) -> EpisodeSpec:
