@@ -1,6 +1,7 @@
 """The control server under hostile input, on a real local desktop: the token before the body,
 capped bodies and requests, uploads that cannot be redirected out of the home, health answering
-during a long action, a dead X server as a typed error, and no 500 for any request."""
+during a long action, a dead X server as a typed error, a hung one as down in bounded time, and
+no 500 for any request."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from cua.desktop import procs, registry
 from cua.desktop.api import MAX_ACTIONS
 from cua.desktop.client import DesktopError
 from cua.desktop.local import LocalBackend
-from cua.envspec import load_env
+from cua.desktop.x11 import XStack
+from cua.envspec import Screen, load_env
 from tests.conftest import require_desktop_tools
 
 CALC = load_env("calc")
@@ -160,6 +162,24 @@ def test_a_dead_x_server_is_a_typed_error_and_the_next_call_works(ready, tmp_pat
     assert not ready.health().x_server  # the same connection still answers
     ready.reset(CALC, [make_workbook(tmp_path / "again.xlsx", seed=4)])
     assert ready.health().ok and ready.screenshot_png().startswith(b"\x89PNG")
+
+
+def test_an_x_server_that_stops_answering_is_down_within_the_timeout(tmp_path):
+    require_desktop_tools()
+    x = XStack({"PATH": os.environ["PATH"], "HOME": str(tmp_path)}, tmp_path)
+    x.start(Screen())
+    xvfb = x.procs[0].pid
+    try:
+        assert x.alive(timeout_s=5)
+        os.kill(xvfb, signal.SIGSTOP)  # accepts connections, answers nothing
+        start = time.monotonic()
+        assert not x.alive(timeout_s=0.5)
+        assert time.monotonic() - start < 2
+        os.kill(xvfb, signal.SIGCONT)
+        assert x.alive(timeout_s=5)
+    finally:
+        os.kill(xvfb, signal.SIGCONT)
+        x.stop()
 
 
 PATHS = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)

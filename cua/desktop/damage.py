@@ -20,9 +20,9 @@ class DamageWatch:
     (and the server has done so): a frame grabbed once the count changed holds every draw
     counted, and any draw after it is counted again."""
 
-    def __init__(self, display: str, interval_s: float):
+    def __init__(self, display: str, interval_s: float = 0.02):
         self.seq = 0
-        self.interval_s = interval_s
+        self.interval_s = interval_s  # a session sets its env's settle interval at each reset
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._conn = Display(display)

@@ -80,7 +80,7 @@ class Session:
         x_restart = not self.x.alive() or self.spec is None or self.spec.screen != spec.screen
         if x_restart:
             self.x.stop()
-            self.x.start(spec.screen, self.requested_display, spec.settle.interval_s)
+            self.x.start(spec.screen, self.requested_display)
             self.inputs.reconnect()
         self.spec = spec
         self.x.damage.interval_s = spec.settle.interval_s

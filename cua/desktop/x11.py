@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,8 @@ from cua.desktop import procs
 from cua.desktop.damage import DamageWatch
 from cua.desktop.waiting import WaitTimeout, wait_until
 from cua.envspec import Screen
+
+X_ANSWER_TIMEOUT_S = 10.0  # an X server that takes longer to answer a request counts as hung
 
 
 class XServerDown(RuntimeError):
@@ -46,9 +48,9 @@ class XStack:
         self.damage: DamageWatch | None = None  # what is drawn to the screen, as it is
         self._local = threading.local()  # mss and Xlib connections are per thread
 
-    def start(self, screen: Screen, display: str | None = None, interval_s: float = 0.02) -> None:
+    def start(self, screen: Screen, display: str | None = None) -> None:
         """Start Xvfb (on `display`, or the first free one), then the window manager and bus,
-        and watch what is drawn (reported at most once per `interval_s`)."""
+        and watch what is drawn."""
         self.display = display or None
         xvfb_args = ["-screen", "0", f"{screen.width}x{screen.height}x{screen.depth}",
                      "-nolisten", "tcp", "-noreset", "+extension", "RANDR", "-extension", "GLX"]
@@ -73,10 +75,12 @@ class XStack:
                                        f"--address=unix:path={bus}"]))
         self.procs.append(self._spawn(["openbox", "--config-file", str(self._openbox_config())]))
         self._wait(lambda: bus.exists() and self._wm_running(), "openbox and the session bus")
-        self.damage = DamageWatch(self.display, interval_s)
+        self.damage = DamageWatch(self.display)
 
-    def alive(self) -> bool:
-        return bool(self.procs) and all(p.poll() is None for p in self.procs) and self._x_answers()
+    def alive(self, timeout_s: float = X_ANSWER_TIMEOUT_S) -> bool:
+        """Its processes run and the X server answers within `timeout_s`."""
+        return (bool(self.procs) and all(p.poll() is None for p in self.procs)
+                and self._x_answers(timeout_s))
 
     def stop(self) -> None:
         self._local = threading.local()
@@ -137,7 +141,7 @@ class XStack:
         grabber = getattr(self._local, "grabber", None)
         try:
             if grabber is None:
-                grabber = self._local.grabber = mss.mss(display=self.display)
+                grabber = self._local.grabber = mss.MSS(display=self.display)
             shot = grabber.grab(grabber.monitors[1])
         except mss.exception.ScreenShotError as exc:
             self._local = threading.local()
@@ -173,14 +177,27 @@ class XStack:
         return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=10,
                               check=False)
 
-    def _x_answers(self) -> bool:
-        """The X server answers a request (a round trip on this thread's connection)."""
-        try:
-            with self._connection() as conn:
-                conn.get_input_focus()
-            return True
-        except (XServerDown, DisplayError):
+    def _x_answers(self, timeout_s: float = X_ANSWER_TIMEOUT_S) -> bool:
+        """The X server answers a request within `timeout_s`: a round trip on a connection of a
+        thread of its own, so that a server that accepts but never answers keeps only that
+        thread waiting."""
+        if not self.procs or self.procs[0].poll() is not None:
             return False
+        answered = threading.Event()
+
+        def ask() -> None:
+            with suppress(DisplayError, ConnectionClosedError, OSError):
+                conn = xdisplay.Display(self.display)
+                try:
+                    conn.get_input_focus()
+                    answered.set()
+                finally:
+                    conn.close()
+
+        asking = threading.Thread(target=ask, name=f"x-answers{self.display}", daemon=True)
+        asking.start()
+        asking.join(timeout_s)
+        return answered.is_set()
 
     def _wm_running(self) -> bool:
         return self._run(["wmctrl", "-m"]).returncode == 0
