@@ -39,8 +39,10 @@ def _step_actions(spec: EnvSpec, i: int):
     return [[Click(x=x, y=y)], [Type(content=f"{i}\n")], [Hotkey(keys=["down"])]][i % 3]
 
 
-def _run_one(spec: EnvSpec, content: list[Path], steps: int, resets: int, backend: str) -> dict:
-    figures = {"reset_s": [], "screenshot_s": [], "step_s": [], "pss_bytes": 0, "error": None}
+def _run_one(spec: EnvSpec, content: list[Path], steps: int, resets: int, backend: str,
+             recheck_s: float = 0.0) -> dict:
+    figures = {"reset_s": [], "screenshot_s": [], "step_s": [], "stale": 0, "pss_bytes": 0,
+               "error": None}
     try:
         desktop = registry.backend(backend).start()
     except Exception as exc:  # a figure, not a crash: count it and go on
@@ -61,6 +63,9 @@ def _run_one(spec: EnvSpec, content: list[Path], steps: int, resets: int, backen
                 raise RuntimeError(report.results[-1].error)
             figures["step_s"].append(t1 - t0)
             figures["screenshot_s"].append(t2 - t1)
+            if recheck_s:  # the step's screen against the screen once the apps surely finished
+                time.sleep(recheck_s)
+                figures["stale"] += desktop.screenshot_png() != report.screen.png
         figures["pss_bytes"] = procs.pss_bytes(procs.marked_pids(desktop.id))
     except Exception as exc:
         figures["error"] = f"{type(exc).__name__}: {exc}"
@@ -69,16 +74,20 @@ def _run_one(spec: EnvSpec, content: list[Path], steps: int, resets: int, backen
     return figures
 
 
-def bench_desktops(spec: EnvSpec, desktops: int, steps: int, resets: int, backend: str) -> dict:
+def bench_desktops(spec: EnvSpec, desktops: int, steps: int, resets: int, backend: str,
+                   recheck_s: float = 0.0) -> dict:
     """Run `desktops` desktops at once, each resetting `resets` times then stepping `steps`
-    times; returns p50/p95 figures and how many ran without an error."""
+    times; returns p50/p95 figures and how many ran without an error. With `recheck_s`, also the
+    fraction of steps whose screen differs from the screen `recheck_s` later (stale: returned
+    before the app finished drawing)."""
     with tempfile.TemporaryDirectory(prefix="cua-bench-") as tmp:
         content = [SAMPLE_FOR[a.app](Path(tmp) / f"sample{SUFFIX[a.app]}", seed=7)
                    for a in spec.apps if a.app in SAMPLE_FOR]
         start = time.perf_counter()
         with ThreadPoolExecutor(desktops) as pool:
-            runs = list(pool.map(lambda _: _run_one(spec, content, steps, resets, backend),
-                                 range(desktops)))
+            runs = list(pool.map(
+                lambda _: _run_one(spec, content, steps, resets, backend, recheck_s),
+                range(desktops)))
         wall = time.perf_counter() - start
     ok = [r for r in runs if r["error"] is None]
     return {
@@ -88,8 +97,10 @@ def bench_desktops(spec: EnvSpec, desktops: int, steps: int, resets: int, backen
         "screenshot_s": percentiles([v for r in runs for v in r["screenshot_s"]]),
         "step_overhead_s": percentiles([v for r in runs for v in r["step_s"]]),
         "pss_mb_per_desktop": percentiles([r["pss_bytes"] / 2**20 for r in ok]),
-        "steps_per_s": sum(len(r["step_s"]) for r in runs) / wall,
+        "steps_per_s": sum(len(r["step_s"]) for r in runs) / wall,  # the rechecks' waits count
         "wall_s": wall,
+        **({"stale_screens": sum(r["stale"] for r in runs) / max(1, sum(
+            len(r["step_s"]) for r in runs))} if recheck_s else {}),
     }
 
 
@@ -97,7 +108,9 @@ def desktop_table(figures: dict) -> Table:
     table = Table("figure", "p50", "p95", "n", title=f"cua bench desktop: {figures['desktops']} "
                   f"× {figures['env']} ({figures['backend']})",
                   caption=f"desktops without error: {figures['desktops_without_error']}/"
-                  f"{figures['desktops']} · {figures['steps_per_s']:.1f} steps/s overall")
+                  f"{figures['desktops']} · {figures['steps_per_s']:.1f} steps/s overall"
+                  + (f" · stale screens {figures['stale_screens']:.1%}"
+                     if "stale_screens" in figures else ""))
     for key, unit in (("reset_s", "s"), ("screenshot_s", "s"), ("step_overhead_s", "s"),
                       ("pss_mb_per_desktop", "MB")):
         row = figures[key]

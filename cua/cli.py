@@ -658,6 +658,8 @@ def bench_desktop(
     env: str = typer.Option("calc", help="env name or spec YAML"),
     backend: str = typer.Option("local"),
     resets: int = typer.Option(5, help="resets per desktop"),
+    recheck: float = typer.Option(0.0, min=0.0, help="after each step, wait this long and count "
+                                  "the steps whose screen has changed since (stale screens)"),
     as_json: bool = JSON, out: Path | None = OUT,
 ) -> None:
     """Reset, screenshot, step overhead and memory figures for concurrent desktops."""
@@ -667,7 +669,7 @@ def bench_desktop(
         spec = load_env(env)
     except ValueError as exc:
         _usage(str(exc))
-    figures = bench_desktops(spec, desktops, steps, resets, backend)
+    figures = bench_desktops(spec, desktops, steps, resets, backend, recheck)
     _emit(figures, desktop_table(figures), as_json, out)
     for error in figures["errors"]:
         err.print(f"[red]{error}[/red]", highlight=False)

@@ -107,10 +107,12 @@ def test_a_screen_nothing_is_drawn_to_settles_without_looking_at_it(local_deskto
     """X's DAMAGE reports stand in for polling: a key that draws nothing costs the first frame
     only, where looking every interval grabs one per 20 ms of the quiet period; a key that moves
     the cell cursor is still seen, and its screen comes back with the request."""
-    polling = CALC.model_copy(update={"settle": CALC.settle.model_copy(
+    watching = CALC.model_copy(update={"settle": CALC.settle.model_copy(
+        update={"quiet_s": 0.3})})  # fifteen intervals: looking costs a frame each
+    polling = watching.model_copy(update={"settle": watching.settle.model_copy(
         update={"use_damage": False})})
     frames = {}
-    for spec in (CALC, polling):
+    for spec in (watching, polling):
         local_desktop.reset(spec, [workbook])
         report = local_desktop.execute([Hotkey(keys=["shift"])])
         frames[spec.settle.use_damage] = report.results[0].settle.frames

@@ -1,11 +1,16 @@
-"""The settle loop on synthetic frames and a fake clock, and the frames' encoding (unit tests
-of one piece)."""
+"""The settle loop on synthetic frames and a fake clock, the apps' busy clock on real processes,
+and the frames' encoding (unit tests of one piece)."""
 
 import io
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 from PIL import Image
 
+from cua.desktop.procs import BusyClock
 from cua.desktop.session import encode_png
 from cua.desktop.settle import changed_fraction, wait_settled
 from cua.envspec import SettlePolicy
@@ -100,6 +105,43 @@ def test_a_stopped_damage_watch_falls_back_to_looking_every_interval():
     screen = FakeScreen(stop_at=0.3)
     report = screen.run(draws=FakeDraws(screen, stops_at=0.1))
     assert report.settled and 0.4 <= report.waited_s < 0.5 and report.frames > 16
+
+
+def _spinners(count: int) -> list[subprocess.Popen]:
+    """`count` processes that spin on the first core this test may use."""
+    core = min(os.sched_getaffinity(0))
+    spin = f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass"
+    return [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(count)]
+
+
+def _busy_over(clock: BusyClock, seconds: float) -> float:
+    start = clock()
+    time.sleep(seconds)
+    return clock() - start
+
+
+def test_the_busy_clock_tells_a_working_process_from_a_sleeping_one():
+    nap = subprocess.Popen(["sleep", "30"])
+    spin, = _spinners(1)
+    try:
+        assert _busy_over(BusyClock(lambda: [nap.pid]), 0.3) < 0.01
+        assert _busy_over(BusyClock(lambda: [spin.pid]), 0.3) > 0.2
+    finally:
+        for proc in (nap, spin):
+            proc.kill()
+            proc.wait()
+
+
+def test_a_process_starved_of_its_core_counts_as_busy():
+    """Two spinners on one core each run half the time; the other half they wait to, runnable."""
+    spinners = _spinners(2)
+    try:
+        time.sleep(0.2)  # both started
+        assert _busy_over(BusyClock(lambda: [spinners[0].pid]), 0.4) > 0.3
+    finally:
+        for proc in spinners:
+            proc.kill()
+            proc.wait()
 
 
 def test_a_frame_is_encoded_as_a_lossless_rgb_png():

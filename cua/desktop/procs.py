@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ctypes
+import glob
 import os
 import signal
 import subprocess
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import suppress
+from pathlib import Path
 
 import psutil
 
@@ -164,13 +168,31 @@ def comm(pid: int) -> str:
         return ""
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time consumed so far by `pids` (gone processes count as 0)."""
-    total = 0.0
-    for proc in _processes(pids):
-        try:
-            times = proc.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
+class BusyClock:
+    """Seconds the threads of `pids()` have run since the first call, from each thread's
+    scheduler counter (/proc/PID/task/TID/schedstat, in ns: an app that works for a millisecond is
+    told from an idle one, where CPU time in 10 ms ticks is not). A thread found runnable adds the
+    whole time since the previous call: an app starved of a core has not run yet but is busy. A
+    thread that ends takes its last moments along."""
+
+    def __init__(self, pids: Callable[[], list[int]], clock: Callable[[], float] = time.monotonic):
+        self.pids, self.clock = pids, clock
+        self.total, self._seen, self._last = 0.0, None, 0.0
+
+    def __call__(self) -> float:
+        now, ran, runnable = self.clock(), {}, False
+        for pid in self.pids():
+            for task in glob.glob(f"/proc/{pid}/task/*"):
+                try:
+                    state = Path(task, "stat").read_text().rpartition(")")[2].split()[0]
+                    ran[task] = int(Path(task, "schedstat").read_text().split()[0]) / 1e9
+                except (OSError, ValueError, IndexError):
+                    continue  # it ended meanwhile
+                runnable = runnable or state == "R"
+        if self._seen is not None:
+            self.total += sum(max(0.0, seconds - self._seen.get(task, 0.0))
+                              for task, seconds in ran.items())
+            if runnable:
+                self.total += now - self._last
+        self._seen, self._last = ran, now
+        return self.total

@@ -141,7 +141,7 @@ class Session:
         elif timeout_s is not None:
             policy = policy.model_copy(update={"timeout_s": timeout_s})
         running = None if ready else self._app_pids()
-        cpu = lambda: procs.cpu_seconds(self._app_pids() if running is None else running)
+        cpu = procs.BusyClock(self._app_pids if running is None else lambda: running)
         draws = self.x.damage if policy.use_damage else None
         return wait_settled(self.x.frame, policy, before, cpu=cpu, draws=draws)
 

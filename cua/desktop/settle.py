@@ -40,8 +40,9 @@ def wait_settled(grab: Callable[[], np.ndarray], policy: SettlePolicy,
     """Grab frames every `interval_s` until they have been stable for `quiet_s` (after at least
     `min_wait_s`), or `timeout_s` passes. With `draws` (the X server's DAMAGE reports), a frame
     is grabbed only after something was drawn, and a screen nothing is drawn to is stable
-    without looking at it. With `cpu` (the apps' cumulative CPU seconds), the apps must also
-    have been idle (under `cpu_idle` cores) over that quiet period: a window that is mapped but
+    without looking at it. With `cpu` (the seconds the apps have been busy, as
+    `cua.desktop.procs.BusyClock` counts them), the apps must also have been idle (busy under
+    `cpu_idle` cores) over that quiet period: a window that is mapped but
     still loading is static yet busy. Returns the report and the last frame."""
     start = clock()
     seen = draws.seq if draws is not None else None  # read before the frame it vouches for
