@@ -90,6 +90,7 @@ def bench_desktops(spec: EnvSpec, desktops: int, steps: int, resets: int, backen
                 range(desktops)))
         wall = time.perf_counter() - start
     ok = [r for r in runs if r["error"] is None]
+    stepped = sum(len(r["step_s"]) for r in runs)
     return {
         "env": spec.name, "backend": backend, "desktops": desktops, "steps": steps,
         "desktops_without_error": len(ok), "errors": [r["error"] for r in runs if r["error"]],
@@ -97,10 +98,10 @@ def bench_desktops(spec: EnvSpec, desktops: int, steps: int, resets: int, backen
         "screenshot_s": percentiles([v for r in runs for v in r["screenshot_s"]]),
         "step_overhead_s": percentiles([v for r in runs for v in r["step_s"]]),
         "pss_mb_per_desktop": percentiles([r["pss_bytes"] / 2**20 for r in ok]),
-        "steps_per_s": sum(len(r["step_s"]) for r in runs) / wall,  # the rechecks' waits count
+        "steps_per_s": stepped / wall,  # the rechecks' waits count
         "wall_s": wall,
-        **({"stale_screens": sum(r["stale"] for r in runs) / max(1, sum(
-            len(r["step_s"]) for r in runs))} if recheck_s else {}),
+        **({"stale_screens": sum(r["stale"] for r in runs) / max(1, stepped)}
+           if recheck_s else {}),
     }
 
 

@@ -180,9 +180,7 @@ class XStack:
     def _x_answers(self, timeout_s: float = X_ANSWER_TIMEOUT_S) -> bool:
         """The X server answers a request within `timeout_s`: a round trip on a connection of a
         thread of its own, so that a server that accepts but never answers keeps only that
-        thread waiting."""
-        if not self.procs or self.procs[0].poll() is not None:
-            return False
+        thread waiting (a server that is gone refuses the connection at once)."""
         answered = threading.Event()
 
         def ask() -> None:
