@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -45,18 +48,44 @@ def test_three_desktops_side_by_side(workbook):
         try:
             report = desktop.reset(CALC, [workbook])
             desktop.execute([Click(x=72, y=140), Type(content=f"J{i + 2}\n{i}\n")])
-            return desktop.id, report.display, Path(procs_root(desktop.id)), desktop.health()
+            pipes = procs.shared_sockets(procs.marked_pids(desktop.id))
+            return desktop.id, report.display, Path(procs_root(desktop.id)), desktop.health(), pipes
         finally:
             desktop.close()
 
     with ThreadPoolExecutor(3) as pool:
         results = list(pool.map(run, range(3)))
-    displays = {display for _, display, _, _ in results}
+    displays = {display for _, display, *_ in results}
     assert len(displays) == 3  # one X display each
-    assert all(health.ok for *_, health in results)
-    for desktop_id, _, root, _ in results:  # nothing left behind
+    assert all(health.ok for *_, health, _ in results)
+    for desktop_id, _, root, _, pipes in results:  # nothing left behind
         assert procs.marked_pids(desktop_id) == []
         assert not root.exists()
+        assert [p.name for p in pipes if p.name.startswith("OSL_PIPE")]  # soffice's, in /tmp
+        assert not any(p.exists() for p in pipes)
+
+
+def test_ending_processes_removes_the_sockets_they_left_in_the_shared_tmp():
+    name = f"cua-test-{os.getpid()}-{time.monotonic_ns()}"
+    script = ("import socket, sys, time\n"
+              "held = [socket.socket(socket.AF_UNIX) for _ in sys.argv[1:]]\n"
+              "for sock, path in zip(held, sys.argv[1:]):\n"
+              "    sock.bind(path); sock.listen()\n"
+              "print('up', flush=True); time.sleep(60)\n")
+    shared, private = procs.SHARED_TMP / name, Path(tempfile.mkdtemp()) / name
+    child = subprocess.Popen([sys.executable, "-c", script, str(shared), str(private)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "up\n"
+        assert procs.shared_sockets([child.pid]) == [shared]
+        procs.kill_all([child.pid])  # a SIGTERM ends Python without unlinking its sockets
+        assert child.wait(5) == -signal.SIGTERM
+        assert not shared.exists()
+        assert private.is_socket()  # outside /tmp: the owner's to clean (a desktop's root)
+    finally:
+        child.kill()
+        shared.unlink(missing_ok=True)
+        shutil.rmtree(private.parent)
 
 
 def procs_root(desktop_id: str) -> str:
@@ -247,6 +276,8 @@ def test_a_killed_server_leaves_nothing_once_another_desktop_starts(workbook):
     record = registry.load(first.id)
     left = [p for p in procs.marked_pids(first.id) if p != record.pid]
     assert {procs.comm(p) for p in left} >= {"Xvfb", "openbox"}
+    pipes = procs.shared_sockets(left)
+    assert pipes  # soffice's single-instance pipe
     os.kill(record.pid, signal.SIGKILL)  # no shutdown: Xvfb, openbox and soffice stay behind
     time.sleep(0.5)
     assert procs.marked_pids(first.id)
@@ -254,6 +285,7 @@ def test_a_killed_server_leaves_nothing_once_another_desktop_starts(workbook):
     try:
         assert procs.marked_pids(first.id) == []
         assert not Path(record.root).exists()
+        assert not any(p.exists() for p in pipes)
         assert first.id not in {r.id for r in registry.records()}
         assert second.id in {r.id for r in registry.records()}
     finally:

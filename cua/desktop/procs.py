@@ -18,6 +18,7 @@ import psutil
 from cua.desktop.waiting import WaitTimeout, wait_until
 
 MARK = "CUA_DESKTOP_ID"
+SHARED_TMP = Path("/tmp")
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36  # prctl options, <linux/prctl.h>
 
 
@@ -86,11 +87,30 @@ def alive(pid: int) -> bool:
 
 
 def kill_all(pids: list[int], grace_s: float = 2.0) -> None:
-    """SIGTERM, wait up to `grace_s`, then SIGKILL whatever is left. A zombie counts as gone:
-    orphans wait for init to reap them, which can take seconds."""
+    """SIGTERM, wait up to `grace_s`, then SIGKILL whatever is left, and remove the sockets they
+    listened on in the shared /tmp. A zombie counts as gone: orphans wait for init to reap them,
+    which can take seconds."""
+    sockets = shared_sockets(pids)
     left = _signal(_processes(pids), signal.SIGTERM, grace_s)
     if left:
         _signal(left, signal.SIGKILL, 1.0)
+    for path in sockets:
+        with suppress(OSError):
+            if path.is_socket():
+                path.unlink()
+
+
+def shared_sockets(pids: list[int]) -> list[Path]:
+    """The Unix sockets `pids` listen on in the shared /tmp, which a process ended by a signal
+    leaves behind: LibreOffice makes its single-instance pipe there whatever TMPDIR says, one name
+    per profile, so each desktop would leave one."""
+    paths = set()
+    for proc in _processes(pids):
+        with suppress(psutil.Error):
+            for conn in proc.net_connections(kind="unix"):
+                if conn.laddr and Path(conn.laddr).parent == SHARED_TMP:
+                    paths.add(Path(conn.laddr))
+    return sorted(paths)
 
 
 def _signal(procs: list[psutil.Process], sig: int, wait_s: float) -> list[psutil.Process]:
