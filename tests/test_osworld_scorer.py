@@ -130,8 +130,11 @@ def test_worker_survives_failures(scorer, stub_vm, books):
     assert scorer.proc.pid != pid
 
 
-def test_a_request_past_its_timeout_stops_the_worker(stub_vm, tmp_path):
+def test_a_request_past_its_timeout_stops_the_worker(stub_vm, tmp_path, monkeypatch):
     scorer_venv_or_skip()
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))  # the workers' temporary folder
     with Scorer(setup_timeout_s=2) as scorer:
         first = scorer.proc.pid
         with pytest.raises(ScorerError, match="did not answer 'setup' within 2 s"):
@@ -139,6 +142,7 @@ def test_a_request_past_its_timeout_stops_the_worker(stub_vm, tmp_path):
         assert scorer.proc is None  # killed; the next request starts a new worker
         scorer.setup([{"type": "sleep", "parameters": {"seconds": 0.1}}], stub_vm, tmp_path)
         assert scorer.proc.pid != first
+    assert list(temp.iterdir()) == []  # the killed worker left nothing behind
 
 
 def install_scorer(*args: str) -> subprocess.CompletedProcess:

@@ -26,7 +26,7 @@ def test_wheel_runs_a_command_away_from_the_checkout(tmp_path):
     (wheel,) = dist.glob("cua-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {"cua/py.typed", "cua/envs/calc.yaml", "cua/prompts/goal.md",
-            "cua/prompts/judge.md"} <= set(names)
+            "cua/prompts/judge.md", "cua/evaluate/osworld/no-proxies.json"} <= set(names)
     site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
     zipfile.ZipFile(wheel).extractall(site)
     elsewhere.mkdir()

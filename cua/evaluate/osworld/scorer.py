@@ -4,8 +4,11 @@ long-lived process that sets tasks up and scores them with desktop-env's own cod
 from __future__ import annotations
 
 import json
+import os
 import queue
+import shutil
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 from typing import IO, Any, Literal, Self
@@ -33,6 +36,7 @@ class Scorer:
         self.python, self.log = python, log
         self.setup_timeout_s, self.evaluate_timeout_s = setup_timeout_s, evaluate_timeout_s
         self.proc: subprocess.Popen | None = None
+        self.temp: str | None = None  # the worker's TMPDIR, removed when it ends
         self.replies: queue.Queue[str | None] = queue.Queue()
         self.lock = threading.Lock()
 
@@ -75,6 +79,7 @@ class Scorer:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        self._remove_temp()
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -120,9 +125,10 @@ class Scorer:
         request that follows."""
         python = self.python or scorer_env.python()
         self.replies = queue.Queue()
+        self.temp = tempfile.mkdtemp(prefix="cua-scorer-worker-")  # what its imports leave
         self.proc = subprocess.Popen(scorer_env.worker_command(python), text=True, bufsize=1,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.log)
+                                     stderr=self.log, env={**os.environ, "TMPDIR": self.temp})
         threading.Thread(target=_pump, args=(self.proc.stdout, self.replies), daemon=True,
                          name="scorer-replies").start()
         reply = self._send({"op": "ping"}, START_TIMEOUT_S)
@@ -133,7 +139,13 @@ class Scorer:
 
     def _reap(self) -> int:
         code, self.proc = self.proc.wait(), None
+        self._remove_temp()
         return code
+
+    def _remove_temp(self) -> None:
+        temp, self.temp = self.temp, None
+        if temp:
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 def _pump(stream: IO[str], replies: queue.Queue) -> None:

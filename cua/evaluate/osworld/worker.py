@@ -16,9 +16,7 @@ Any failure is {"ok": false, "error": "..."} (the traceback goes to stderr); the
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import traceback
 from importlib import metadata
 from types import SimpleNamespace
@@ -31,13 +29,12 @@ def _private_replies():
     return replies
 
 
-def _neutralise_imports(scratch):
-    """desktop_env's import side effects: no proxy list read from the working directory, no
-    stray .env loaded into the environment, no per-call DEBUG handler on the pptx metric."""
-    proxies = os.path.join(scratch, "proxies.json")
-    with open(proxies, "w") as out:
-        out.write("[]")
-    os.environ["PROXY_CONFIG_FILE"] = proxies
+def _neutralise_imports():
+    """desktop_env's import side effects: no proxy list read from the working directory (an
+    empty one shipped beside this file instead), no stray .env loaded into the environment, no
+    per-call DEBUG handler on the pptx metric."""
+    os.environ["PROXY_CONFIG_FILE"] = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                   "no-proxies.json")
     os.environ["PYTHON_DOTENV_DISABLED"] = "1"  # python-dotenv >= 1.1 honours it
     debug = logging.getLogger("desktopenv.metric.slides.debug")
     debug.addHandler(logging.NullHandler())
@@ -161,24 +158,20 @@ OPS = {"ping": ping, "setup": setup, "evaluate": evaluate}
 
 def main():
     replies = _private_replies()
-    scratch = tempfile.mkdtemp(prefix="cua-osworld-worker-")
-    _neutralise_imports(scratch)
-    try:
-        for line in sys.stdin:
-            if not line.strip():
-                continue
-            try:
-                request = json.loads(line)
-                op = request.get("op")
-                if op not in OPS:
-                    raise ValueError(f"unknown op {op!r}; expected one of {', '.join(OPS)}")
-                reply = OPS[op](request)
-            except Exception as exc:  # noqa: BLE001 - every failure is a reply, never an exit
-                traceback.print_exc()
-                reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            replies.write(json.dumps(reply) + "\n")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    _neutralise_imports()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            op = request.get("op")
+            if op not in OPS:
+                raise ValueError(f"unknown op {op!r}; expected one of {', '.join(OPS)}")
+            reply = OPS[op](request)
+        except Exception as exc:  # noqa: BLE001 - every failure is a reply, never an exit
+            traceback.print_exc()
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        replies.write(json.dumps(reply) + "\n")
 
 
 if __name__ == "__main__":
