@@ -290,3 +290,24 @@ def test_a_killed_server_leaves_nothing_once_another_desktop_starts(workbook):
         assert second.id in {r.id for r in registry.records()}
     finally:
         second.close()
+
+
+def test_a_desktop_ends_with_its_killed_owner_and_leaves_nothing():
+    require_desktop_tools()
+    from cua.desktop import registry
+
+    owner = subprocess.Popen(
+        [sys.executable, "-c", "from cua.desktop.local import LocalBackend; import time; "
+         "d = LocalBackend().start(); print(d.id, flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        desktop_id = owner.stdout.readline().strip()
+        root = Path(registry.load(desktop_id).root)
+        assert root.exists() and procs.marked_pids(desktop_id)
+    finally:
+        owner.kill()  # no shutdown: the desktop server sees its owner gone
+    deadline = time.monotonic() + 20
+    while procs.marked_pids(desktop_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert procs.marked_pids(desktop_id) == []
+    assert not root.exists()

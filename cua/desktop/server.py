@@ -15,6 +15,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
@@ -239,10 +240,11 @@ def _handler(status: int, kind: str):
     return handle
 
 
-def _exit_with_parent(parent_pid: int, server: uvicorn.Server) -> None:
+def _exit_with_parent(parent_pid: int, server: uvicorn.Server, gone: threading.Event) -> None:
     """An owned desktop dies with its owner (a killed collector leaves no desktops behind)."""
     wait_until(lambda: os.getppid() != parent_pid, math.inf, interval_s=0.5,
                what="the owner to exit")
+    gone.set()
     server.should_exit = True
 
 
@@ -325,8 +327,9 @@ def main(argv: list[str] | None = None) -> None:
     config = uvicorn.Config(create_app(session, token, limits, args.allow_commands),
                             log_level="warning", access_log=False)
     server = uvicorn.Server(config)
+    owner_gone = threading.Event()
     if args.parent_pid:
-        threading.Thread(target=_exit_with_parent, args=(args.parent_pid, server),
+        threading.Thread(target=_exit_with_parent, args=(args.parent_pid, server, owner_gone),
                          daemon=True).start()
     # uvicorn re-raises SIGTERM/SIGINT once it has stopped serving: exit through `finally`.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -337,6 +340,8 @@ def main(argv: list[str] | None = None) -> None:
         for forwarder in forwarders:
             forwarder.close()
         session.close()
+        if owner_gone.is_set():  # nobody else will remove its folder; the next start of a
+            shutil.rmtree(root, ignore_errors=True)  # local desktop sweeps its record
 
 
 if __name__ == "__main__":
