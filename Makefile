@@ -34,7 +34,7 @@ docker-engine: install
 
 test: install docker-engine
 	@if [ -f .docker-host ]; then export "$$(cat .docker-host)"; fi; \
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=30 tests
 
 bench: install
 	$(VENV)/bin/cua bench desktop --desktops 4 --steps 50
