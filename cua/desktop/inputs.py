@@ -1,17 +1,17 @@
 """Executes canonical actions on an X display through pyautogui (XTest, in this process), and
-pastes from the clipboard (xclip) the text no key of the keymap types."""
+pastes from the clipboard the text no key of the keymap types."""
 
 from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 from Xlib import XK
 from Xlib.display import Display
-from Xlib.error import ConnectionClosedError, XError
+from Xlib.error import ConnectionClosedError, DisplayError, XError
 
 from cua.actions import (
     KEYSYMS,
@@ -27,6 +27,7 @@ from cua.actions import (
     Type,
     Wait,
 )
+from cua.desktop import clipboard
 
 SCROLL_CLICKS = 5
 SCROLL_GAP_S = 0.02
@@ -84,15 +85,24 @@ class InputDriver:
         self.wait_s = wait_s
         self._last_key = 0.0
         self._gui = None
+        self._clipboard: clipboard.Clipboard | None = None
+        self.after_paste: Callable[[], None] | None = None  # waits until the app took it in
 
     def reconnect(self) -> None:
         """Connect afresh at the next action (the X server was restarted)."""
         self._gui = None
+        self.clear_clipboard()
+
+    def clear_clipboard(self) -> None:
+        """Empty the clipboard of what the last paste left there (a new episode starts)."""
+        if self._clipboard is not None:
+            self._clipboard.close()
+            self._clipboard = None
 
     def run(self, action: Action) -> None:
         try:
             self._run(action)
-        except (ConnectionClosedError, XError, OSError) as exc:
+        except (ConnectionClosedError, DisplayError, XError, OSError) as exc:
             self._gui = None
             raise RuntimeError(f"input to the X server failed: {exc}") from None
 
@@ -150,23 +160,15 @@ class InputDriver:
                 self._keys(["tab"])
             elif all(codes.get(char) for char in segment):
                 self._gui.write(segment, interval=TYPE_GAP_S)
-            else:
-                self._paste(segment)
+            else:  # exact for any Unicode text, unlike synthetic key events
+                self._paster().paste(segment, lambda: self._keys(["ctrl", "v"]))
+                if self.after_paste:  # the app may still be inserting it: keys would overtake
+                    self.after_paste()
 
-    def _paste(self, text: str) -> None:
-        """Clipboard paste: exact for any Unicode text, unlike synthetic key events."""
-        holder = subprocess.Popen(["xclip", "-quiet", "-selection", "clipboard", "-i"],
-                                  env=self.env, stdin=subprocess.PIPE,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            holder.stdin.write(text.encode())
-            holder.stdin.close()
-            time.sleep(0.05)  # xclip takes the selection once its input is closed
-            self._keys(["ctrl", "v"])
-            time.sleep(0.15)  # the app fetches the selection from xclip
-        finally:
-            holder.kill()
-            holder.wait()
+    def _paster(self) -> clipboard.Clipboard:
+        if self._clipboard is None or not self._clipboard.alive:
+            self._clipboard = clipboard.Clipboard(self.env["DISPLAY"])
+        return self._clipboard
 
     def _keys(self, names: list[str]) -> None:
         missing = [n for n in names if not self._keymap().get(n)]

@@ -62,6 +62,7 @@ class Session:
         self.x = XStack(self.env, self.run_dir)
         self.spec: EnvSpec | None = None
         self.inputs = InputDriver(self.env)
+        self.inputs.after_paste = self._settle_paste
         self.app_procs: dict[str, subprocess.Popen] = {}
         self.opened: dict[str, str] = {}
         self._verified: set[str] = set()  # sha256 of contents that opened cleanly
@@ -77,6 +78,7 @@ class Session:
         for path in paths:
             self._check(path)
         self.stop_apps()
+        self.inputs.clear_clipboard()
         x_restart = not self.x.alive() or self.spec is None or self.spec.screen != spec.screen
         if x_restart:
             self.x.stop()
@@ -144,6 +146,14 @@ class Session:
         cpu = procs.BusyClock(self._app_pids if running is None else lambda: running)
         draws = self.x.damage if policy.use_damage else None
         return wait_settled(self.x.frame, policy, before, cpu=cpu, draws=draws)
+
+    def _settle_paste(self) -> None:
+        """After the app fetched pasted text: its processes idle and its screen still, so the
+        keys typed next come after the text (LibreOffice inserts it after a nested event loop
+        that would take those keys first)."""
+        policy = self._require_spec().settle.model_copy(update={"min_wait_s": 0.0})
+        wait_settled(self.x.frame, policy, cpu=procs.BusyClock(self._app_pids),
+                     draws=self.x.damage if policy.use_damage else None)
 
     def stop_apps(self) -> None:
         """End every process of the desktop but its X stack, those started while they were being
