@@ -24,8 +24,10 @@ from cua.desktop import procs, session
 from cua.desktop.local import LocalBackend
 from cua.envspec import load_env
 from tests.conftest import require_desktop_tools
+from tests.test_clipboard import fetch as fetch_clipboard
 
 CALC = load_env("calc")
+NAME_BOX = Click(x=72, y=140)
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def test_three_desktops_side_by_side(workbook):
         desktop = backend.start()
         try:
             report = desktop.reset(CALC, [workbook])
-            desktop.execute([Click(x=72, y=140), Type(content=f"J{i + 2}\n{i}\n")])
+            desktop.execute([NAME_BOX, Type(content=f"J{i + 2}\n{i}\n")])
             pipes = procs.shared_sockets(procs.marked_pids(desktop.id))
             return desktop.id, report.display, Path(procs_root(desktop.id)), desktop.health(), pipes
         finally:
@@ -102,6 +104,15 @@ def test_each_desktop_has_its_own_home_profile_and_display(local_desktop, workbo
     environ = Path(f"/proc/{soffice[0]}/environ").read_bytes().decode()
     assert f"-env:UserInstallation=file://{root}/lo-profile" in cmdline
     assert f"HOME={root}/home" in environ and f"TMPDIR={root}/tmp" in environ
+
+
+def test_pasted_text_stays_on_the_clipboard_until_the_next_reset(local_desktop, workbook):
+    report = local_desktop.reset(CALC, [workbook])
+    typed = local_desktop.execute([NAME_BOX, Type(content="J2\n"), Type(content="Grüße €\n")])
+    assert all(r.ok for r in typed.results)
+    assert fetch_clipboard(report.display) == "€"  # the last run pasted, as after a copy
+    report = local_desktop.reset(CALC, [workbook])
+    assert fetch_clipboard(report.display) is None  # the next episode starts with none
 
 
 def test_killed_app_is_detected_and_reset_recovers(local_desktop, workbook):
