@@ -118,3 +118,19 @@ def test_a_copy_elsewhere_takes_the_clipboard_and_the_next_paste_takes_it_back(d
     finally:
         clipboard.close()
         other.close()
+
+
+def test_a_clipboard_whose_x_server_is_gone_says_so(tmp_path):
+    require_desktop_tools()
+    x = XStack({"PATH": os.environ["PATH"], "HOME": str(tmp_path)}, tmp_path)
+    x.start(Screen())
+    clipboard = Clipboard(x.display)
+    clipboard.paste("ü", lambda: threading.Thread(target=fetch, args=(x.display,)).start())
+    x.stop()
+    deadline = time.monotonic() + 5
+    while clipboard.alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not clipboard.alive  # its thread saw the connection close
+    with pytest.raises(PasteError, match="X connection is gone"):
+        clipboard.paste("é", lambda: None)
+    clipboard.close()  # a no-op now, and safe

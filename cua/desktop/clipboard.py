@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import select
 import threading
+from contextlib import suppress
 
 from Xlib import X, Xatom
 from Xlib.display import Display
@@ -46,6 +47,8 @@ class Clipboard:
         """Put `text` on the clipboard, call `press` (the paste keys) and wait until an app
         fetched it; PasteError after `timeout_s` without a fetch."""
         with self.changed:
+            if not self.alive:
+                raise PasteError("the clipboard's X connection is gone")
             self.text, fetches = text, self.fetches
             self._wake()
             self.changed.wait_for(lambda: self.owned or not self.alive, timeout_s)
@@ -62,10 +65,13 @@ class Clipboard:
     def close(self) -> None:
         """Stop serving; the clipboard is empty again (its owner window goes)."""
         with self.changed:
-            self.alive = False
-            self._wake()
+            if self.alive:
+                self.alive = False
+                self._wake()
 
     def _wake(self) -> None:
+        """Interrupt the serving thread's wait (call holding `changed`, while `alive`: the
+        thread closes the pipe once it has seen `alive` false)."""
         os.write(self._wake_write, b"x")
 
     def _serve(self) -> None:
@@ -85,7 +91,8 @@ class Clipboard:
             with self.changed:
                 self.alive = False
                 self.changed.notify_all()
-            self.display.close()
+            with suppress(ConnectionClosedError, OSError):  # a server already gone
+                self.display.close()
             os.close(self._wake_read)
             os.close(self._wake_write)
 
