@@ -101,7 +101,10 @@ fi
 if ! answers "unix://$SOCK"; then
   mkdir -p "$(dirname "$SOCK")"
   rm -f "$SOCK"
-  nohup setsid podman system service --time=0 "unix://$SOCK" >>/run/cua/podman.log 2>&1 </dev/null &
+  # From /: its containers' conmon inherits the working directory, and a checkout removed later
+  # would leave every container start failing ("Failed to get working directory").
+  (cd / && nohup setsid podman system service --time=0 "unix://$SOCK" \
+    >>/run/cua/podman.log 2>&1 </dev/null &)
   for _ in $(seq 300); do
     answers "unix://$SOCK" && break
     sleep 0.1
