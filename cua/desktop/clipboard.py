@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import select
 import threading
+from collections.abc import Callable
 from contextlib import suppress
 
 from Xlib import X, Xatom
@@ -43,7 +44,8 @@ class Clipboard:
         self._wake_read, self._wake_write = os.pipe()
         threading.Thread(target=self._serve, daemon=True, name="clipboard").start()
 
-    def paste(self, text: str, press, timeout_s: float = PASTE_TIMEOUT_S) -> None:
+    def paste(self, text: str, press: Callable[[], None],
+              timeout_s: float = PASTE_TIMEOUT_S) -> None:
         """Put `text` on the clipboard, call `press` (the paste keys) and wait until an app
         fetched it; PasteError after `timeout_s` without a fetch."""
         with self.changed:
