@@ -125,6 +125,7 @@ class Scorer:
         request that follows."""
         python = self.python or scorer_env.python()
         self.replies = queue.Queue()
+        self._remove_temp()  # a worker found dead left its own
         self.temp = tempfile.mkdtemp(prefix="cua-scorer-worker-")  # what its imports leave
         self.proc = subprocess.Popen(scorer_env.worker_command(python), text=True, bufsize=1,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
