@@ -126,8 +126,10 @@ def test_worker_survives_failures(scorer, stub_vm, books):
 
     scorer.proc.kill()  # a dead worker is restarted once, transparently
     scorer.proc.wait()
+    temp = Path(scorer.temp)
     assert scorer.ping()["desktop-env"] == "1.0.2"
     assert scorer.proc.pid != pid
+    assert not temp.exists()  # the dead worker's TMPDIR went with it
 
 
 def test_a_request_past_its_timeout_stops_the_worker(stub_vm, tmp_path, monkeypatch):
