@@ -103,8 +103,8 @@ if ! answers "unix://$SOCK"; then
   rm -f "$SOCK"
   # From /: its containers' conmon inherits the working directory, and a checkout removed later
   # would leave every container start failing ("Failed to get working directory").
-  (cd / && nohup setsid podman system service --time=0 "unix://$SOCK" \
-    >>/run/cua/podman.log 2>&1 </dev/null &)
+  nohup setsid env --chdir=/ podman system service --time=0 "unix://$SOCK" \
+    >>/run/cua/podman.log 2>&1 </dev/null &
   for _ in $(seq 300); do
     answers "unix://$SOCK" && break
     sleep 0.1
