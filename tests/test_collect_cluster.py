@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import psutil
@@ -78,7 +79,8 @@ def cluster(tmp_path):
         yield address, env, temp
     finally:
         for proc in _processes_under(temp):
-            proc.kill()
+            with suppress(psutil.NoSuchProcess):
+                proc.kill()
         psutil.wait_procs(_processes_under(temp), timeout=10)
 
 
@@ -111,7 +113,8 @@ def test_a_node_killed_mid_run_loses_no_episode(cluster, tmp_path):
         assert collector.poll() is None and time.monotonic() < deadline, collector.stderr.read()
         time.sleep(0.2)
     for proc in [*second.children(recursive=True), second]:  # the machine goes away
-        proc.send_signal(signal.SIGKILL)
+        with suppress(psutil.NoSuchProcess):  # one that ended meanwhile
+            proc.send_signal(signal.SIGKILL)
     stdout, stderr = collector.communicate(timeout=600)
     assert collector.returncode == 0, stderr
     assert sum(json.loads(stdout)["outcomes"].values()) == 4  # each episode scored once
