@@ -132,16 +132,19 @@ class Session:
         `ready_timeout_s`."""
         return self._settle(before, timeout_s, ready)[0]
 
-    def _settle(self, before=None, timeout_s: float | None = None, ready: bool = False
-                ) -> tuple[SettleReport, np.ndarray]:
-        """`settle`, and the last frame it saw (the settled screen, when it settled)."""
+    def _settle(self, before=None, timeout_s: float | None = None, ready: bool = False,
+                min_wait_s: float | None = None) -> tuple[SettleReport, np.ndarray]:
+        """`settle`, and the last frame it saw (the settled screen, when it settled);
+        `min_wait_s` replaces the policy's minimum wait."""
         spec = self._require_spec()
-        policy = spec.settle
+        update = {}
         if ready:
-            policy = policy.model_copy(update={"quiet_s": READY_QUIET_S,
-                                               "timeout_s": spec.ready_timeout_s})
+            update = {"quiet_s": READY_QUIET_S, "timeout_s": spec.ready_timeout_s}
         elif timeout_s is not None:
-            policy = policy.model_copy(update={"timeout_s": timeout_s})
+            update = {"timeout_s": timeout_s}
+        if min_wait_s is not None:
+            update["min_wait_s"] = min_wait_s
+        policy = spec.settle.model_copy(update=update)
         running = None if ready else self._app_pids()
         cpu = procs.BusyClock(self._app_pids if running is None else lambda: running)
         draws = self.x.damage if policy.use_damage else None
@@ -151,9 +154,7 @@ class Session:
         """After the app fetched pasted text: its processes idle and its screen still, so the
         keys typed next come after the text (LibreOffice inserts it after a nested event loop
         that would take those keys first)."""
-        policy = self._require_spec().settle.model_copy(update={"min_wait_s": 0.0})
-        wait_settled(self.x.frame, policy, cpu=procs.BusyClock(self._app_pids),
-                     draws=self.x.damage if policy.use_damage else None)
+        self._settle(min_wait_s=0.0)
 
     def stop_apps(self) -> None:
         """End every process of the desktop but its X stack, those started while they were being
