@@ -5,6 +5,8 @@ no 500 for any request."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import os
 import signal
 import socket
@@ -20,7 +22,7 @@ from hypothesis import strategies as st
 
 from cua.actions import Wait
 from cua.content.documents import make_workbook
-from cua.desktop import procs, registry
+from cua.desktop import procs, registry, server
 from cua.desktop.api import MAX_ACTIONS
 from cua.desktop.client import DesktopError
 from cua.desktop.local import LocalBackend
@@ -86,6 +88,26 @@ def post_raw(desktop, path: str, size: int, token: str | None = None,
         except ConnectionResetError:
             pass  # it hung up on a body it did not read
         return reply.decode(errors="replace"), sent
+
+
+def test_the_servers_connections_send_without_waiting_for_acks():
+    """The listening socket is one asyncio turns Nagle off for, on each connection (uvicorn
+    writes a response's headers, then its body: with Nagle on, the body waited for the client's
+    delayed ACK, 40 ms per request on a kept-alive connection)."""
+    listener = server._listen(argparse.Namespace(unix_socket=None, host="127.0.0.1", port=0))
+
+    async def nodelay_of_a_connection() -> int:
+        accepted = asyncio.get_running_loop().create_future()
+
+        def on_connect(reader, writer):
+            accepted.set_result(writer.get_extra_info("socket").getsockopt(
+                socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+        async with await asyncio.start_server(on_connect, sock=listener):
+            _, writer = await asyncio.open_connection(*listener.getsockname())
+            writer.close()
+            return await asyncio.wait_for(accepted, 10)
+    assert asyncio.run(nodelay_of_a_connection())
 
 
 def test_the_token_is_checked_before_the_body_is_read(local_desktop):

@@ -269,8 +269,9 @@ def _listen(args: argparse.Namespace) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(str(args.unix_socket))
         args.unix_socket.chmod(0o666)  # its folder and the token are the access control
-    else:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    else:  # IPPROTO_TCP said, or asyncio leaves Nagle on: each response's body, written after
+        # its headers, then waits for the client's delayed ACK (40 ms per kept-alive request)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((args.host, args.port))
     sock.listen(128)  # connections queue from here on, before uvicorn starts serving
