@@ -16,12 +16,20 @@ from rich.table import Table
 
 from cua.actions import Click, Hotkey, Type
 from cua.collect.store import write_atomic
-from cua.content.documents import make_document, make_presentation, make_workbook
+from cua.content.documents import (
+    make_document,
+    make_notes,
+    make_page,
+    make_presentation,
+    make_workbook,
+)
 from cua.desktop import procs, registry
 from cua.envspec import EnvSpec
 
-SAMPLE_FOR = {"calc": make_workbook, "impress": make_presentation, "writer": make_document}
-SUFFIX = {"calc": ".xlsx", "impress": ".pptx", "writer": ".docx"}
+SAMPLE_FOR = {"calc": make_workbook, "impress": make_presentation, "writer": make_document,
+              "browser": make_page, "editor": make_notes}
+SUFFIX = {"calc": ".xlsx", "impress": ".pptx", "writer": ".docx", "browser": ".html",
+          "editor": ".txt"}
 OSWORLD_READY_S = 60.0  # OSWorld's runner sleeps this long after each reset, after its VM boots
 
 

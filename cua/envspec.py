@@ -40,13 +40,13 @@ class SettlePolicy(Frozen):
     """When the screen counts as settled after an action: a frame difference under `threshold`
     (fraction of sampled pixels that changed) for `quiet_s`, checked every `interval_s` (with
     `use_damage`, only after X reports a draw, at most that often), waiting
-    at least `min_wait_s` and at most `timeout_s`, with the apps' processes idle meanwhile."""
+    at least `min_wait_s` (by default, as the apps running then need:
+    `cua.desktop.settle.MIN_WAIT_S`) and at most `timeout_s`, with the apps' processes idle
+    meanwhile."""
 
     interval_s: float = Field(0.02, gt=0, le=1)
     quiet_s: float = Field(0.06, ge=0, le=5)
-    # LibreOffice redraws its toolbars, Name Box and status bar 300 ms after a change (SfxBindings'
-    # first timeout); an app idle until then looks settled (`cua bench desktop --recheck`)
-    min_wait_s: float = Field(0.45, ge=0, le=5)
+    min_wait_s: float | None = Field(None, ge=0, le=5)
     timeout_s: float = Field(3.0, gt=0, le=60)
     threshold: float = Field(0.0005, ge=0, lt=1)
     cpu_idle: float = Field(0.15, gt=0)  # cores the apps may use and still count as idle

@@ -42,6 +42,7 @@ class SettleReport(BaseModel):
     changed: bool      # whether the screen differed at all from the frame before the action
     waited_s: float
     frames: int
+    min_wait_s: float = 0.0  # the minimum wait it kept (the apps running decide it by default)
 
 
 class MetricResult(BaseModel):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from cua.desktop.procs import BusyClock
 from cua.desktop.session import encode_png
-from cua.desktop.settle import changed_fraction, wait_settled
+from cua.desktop.settle import DEFAULT_MIN_WAIT_S, changed_fraction, min_wait, wait_settled
 from cua.envspec import SettlePolicy
 
 POLICY = SettlePolicy(interval_s=0.02, quiet_s=0.1, min_wait_s=0.05, timeout_s=1.0)
@@ -99,6 +99,15 @@ def test_with_damage_reports_frames_are_grabbed_only_after_draws():
     report = still.run(before=np.zeros((40, 40, 4), np.uint8), draws=FakeDraws(still))
     assert report.settled and not report.changed and report.frames == 1
     assert abs(report.waited_s - POLICY.quiet_s) < 1e-9
+
+
+def test_the_minimum_wait_is_the_policys_or_the_longest_the_running_apps_need():
+    auto = SettlePolicy()
+    assert min_wait(auto, ["soffice.bin", "mousepad", "dbus-daemon"]) == 0.45
+    assert min_wait(auto, ["chromium", "xterm"]) == min_wait(auto) == DEFAULT_MIN_WAIT_S < 0.45
+    assert min_wait(POLICY, ["soffice.bin"]) == POLICY.min_wait_s  # said in the env spec
+    report = FakeScreen(stop_at=0).run()
+    assert report.settled and report.waited_s >= report.min_wait_s == POLICY.min_wait_s
 
 
 def test_a_stopped_damage_watch_falls_back_to_looking_every_interval():

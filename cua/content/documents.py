@@ -1,4 +1,5 @@
-"""Realistic, seeded office documents for demos and benchmarks (no external content needed)."""
+"""Realistic, seeded documents for demos and benchmarks (no external content needed): office
+files, a web page and plain-text notes."""
 
 from __future__ import annotations
 
@@ -80,6 +81,31 @@ def make_document(path: Path, seed: int = 0) -> Path:
         cells = table.add_row().cells
         cells[0].text, cells[1].text = region, str(rng.randint(40, 400))
     doc.save(path)
+    return path
+
+
+def make_page(path: Path, seed: int = 0) -> Path:
+    """A web page: the month's sales by region in a table, and a notes box taking most of the
+    window."""
+    rng = random.Random(seed)
+    rows = "".join(f"<tr><td>{region}</td><td>{rng.randint(40, 400)}</td></tr>"
+                   for region in REGIONS)
+    path.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>Regional sales</title></head>"
+        "<body style='font-family: sans-serif'><h1>Regional sales</h1>"
+        f"<table border='1'><tr><th>Region</th><th>Units</th></tr>{rows}</table>"
+        "<p><label for='notes'>Notes</label></p>"
+        "<textarea id='notes' style='width: 90%; height: 60vh'></textarea></body></html>")
+    return path
+
+
+def make_notes(path: Path, seed: int = 0) -> Path:
+    """Meeting notes in plain text: a heading and a line per region and product."""
+    rng = random.Random(seed)
+    lines = ["Sales meeting notes", ""]
+    lines += [f"- {rng.choice(REGIONS)}: {rng.randint(2, 40)} {rng.choice(PRODUCTS).lower()}s "
+              f"on order, follow up by {rng.randint(1, 28)} March" for _ in range(30)]
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 

@@ -20,7 +20,7 @@ from cua.content.check import check_content, content_kind
 from cua.desktop import apps, atspi, procs
 from cua.desktop.api import ExecuteReport, Health, ResetReport, Screen, WindowInfo
 from cua.desktop.inputs import InputDriver
-from cua.desktop.settle import wait_settled
+from cua.desktop.settle import min_wait, wait_settled
 from cua.desktop.waiting import WaitTimeout, wait_until
 from cua.desktop.x11 import Window, XStack
 from cua.envspec import APP_CONTENT, EnvSpec
@@ -135,18 +135,19 @@ class Session:
     def _settle(self, before=None, timeout_s: float | None = None, ready: bool = False,
                 min_wait_s: float | None = None) -> tuple[SettleReport, np.ndarray]:
         """`settle`, and the last frame it saw (the settled screen, when it settled);
-        `min_wait_s` replaces the policy's minimum wait."""
+        `min_wait_s` replaces the minimum wait the policy and the apps running set."""
         spec = self._require_spec()
-        update = {}
+        running = self._app_processes()
+        update = {"min_wait_s": min_wait(spec.settle, running.values())
+                  if min_wait_s is None else min_wait_s}
         if ready:
-            update = {"quiet_s": READY_QUIET_S, "timeout_s": spec.ready_timeout_s}
+            update |= {"quiet_s": READY_QUIET_S, "timeout_s": spec.ready_timeout_s}
         elif timeout_s is not None:
-            update = {"timeout_s": timeout_s}
-        if min_wait_s is not None:
-            update["min_wait_s"] = min_wait_s
+            update["timeout_s"] = timeout_s
         policy = spec.settle.model_copy(update=update)
-        running = None if ready else self._app_pids()
-        cpu = procs.BusyClock(self._app_pids if running is None else lambda: running)
+        # ready: every process, those started meanwhile included; else those running now
+        cpu = procs.BusyClock((lambda: list(self._app_processes())) if ready
+                              else (lambda: list(running)))
         draws = self.x.damage if policy.use_damage else None
         return wait_settled(self.x.frame, policy, before, cpu=cpu, draws=draws)
 
@@ -273,11 +274,13 @@ class Session:
             raise RuntimeError("desktop not reset yet: call reset with an env spec first")
         return self.spec
 
-    def _app_pids(self) -> list[int]:
-        """The desktop's processes but Xvfb, whose CPU settling watches (once per action): where
-        this process owns every process of the desktop, its descendants are they."""
+    def _app_processes(self) -> dict[int, str]:
+        """The desktop's processes but Xvfb, whose CPU settling watches (once per action), with
+        their names: where this process owns every process of the desktop, its descendants are
+        they."""
         pids = procs.descendant_pids() if self.owns_descendants else self.pids()
-        return [p for p in pids if procs.comm(p) != "Xvfb"]
+        named = {pid: procs.comm(pid) for pid in pids}
+        return {pid: name for pid, name in named.items() if name != "Xvfb"}
 
     def _check(self, path: Path) -> None:
         """Prove the file opens before an app sees it (once per distinct content)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import numpy as np
@@ -12,6 +12,21 @@ from cua.envspec import SettlePolicy
 from cua.records import SettleReport
 
 COLOUR = 0x00FFFFFF  # of a BGRA pixel read as one little-endian 32-bit word: all but alpha
+# The minimum wait after an action while a program (by process name) runs, and for the others.
+# LibreOffice redraws its toolbars, Name Box and status bar 300 ms after a change (SfxBindings'
+# first timeout), idle until then, so it looks settled too soon; Chromium, Mousepad and xterm draw
+# what an action changes at once (`cua bench desktop --recheck 0.6`: no stale screen at 0.05 s).
+MIN_WAIT_S = {"soffice.bin": 0.45}
+DEFAULT_MIN_WAIT_S = 0.05
+
+
+def min_wait(policy: SettlePolicy, programs: Iterable[str] = ()) -> float:
+    """The policy's minimum wait, or by default the longest that `programs` (the process names
+    of the apps running) need."""
+    if policy.min_wait_s is not None:
+        return policy.min_wait_s
+    return max((MIN_WAIT_S.get(name, DEFAULT_MIN_WAIT_S) for name in programs),
+               default=DEFAULT_MIN_WAIT_S)
 
 
 def changed_fraction(a: np.ndarray, b: np.ndarray, stride: int = 2) -> float:
@@ -38,13 +53,13 @@ def wait_settled(grab: Callable[[], np.ndarray], policy: SettlePolicy,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> tuple[SettleReport, np.ndarray]:
     """Grab frames every `interval_s` until they have been stable for `quiet_s` (after at least
-    `min_wait_s`), or `timeout_s` passes. With `draws` (the X server's DAMAGE reports), a frame
-    is grabbed only after something was drawn, and a screen nothing is drawn to is stable
-    without looking at it. With `cpu` (the seconds the apps have been busy, as
+    the policy's `min_wait`), or `timeout_s` passes. With `draws` (the X server's DAMAGE
+    reports), a frame is grabbed only after something was drawn, and a screen nothing is drawn
+    to is stable without looking at it. With `cpu` (the seconds the apps have been busy, as
     `cua.desktop.procs.BusyClock` counts them), the apps must also have been idle (busy under
-    `cpu_idle` cores) over that quiet period: a window that is mapped but
-    still loading is static yet busy. Returns the report and the last frame."""
-    start = clock()
+    `cpu_idle` cores) over that quiet period: a window that is mapped but still loading is
+    static yet busy. Returns the report and the last frame."""
+    start, floor = clock(), min_wait(policy)
     seen = draws.seq if draws is not None else None  # read before the frame it vouches for
     frame = grab()
     frames, changed = 1, before is not None and changed_fraction(before, frame) > policy.threshold
@@ -53,17 +68,17 @@ def wait_settled(grab: Callable[[], np.ndarray], policy: SettlePolicy,
         now = clock()
         if now - start >= policy.timeout_s:
             return SettleReport(settled=False, changed=changed, waited_s=now - start,
-                                frames=frames), frame
+                                frames=frames, min_wait_s=floor), frame
         quiet = now - stable_since
         watched = frames > 1 or seen is not None
-        if watched and now - start >= policy.min_wait_s and quiet >= policy.quiet_s:
+        if watched and now - start >= floor and quiet >= policy.quiet_s:
             busy = cpu is not None and (cpu() - cpu_since) / quiet > policy.cpu_idle
             if not busy:
                 return SettleReport(settled=True, changed=changed, waited_s=now - start,
-                                    frames=frames), frame
+                                    frames=frames, min_wait_s=floor), frame
             stable_since, cpu_since = now, cpu()
         if seen is not None:
-            until = max(policy.min_wait_s - (now - start), policy.quiet_s - quiet)
+            until = max(floor - (now - start), policy.quiet_s - quiet)
             latest = draws.wait(seen, min(max(until, 0.0), policy.timeout_s - (now - start)))
             if latest == seen:
                 continue  # nothing drawn: the screen is as the last frame shows it
