@@ -8,7 +8,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import httpx
 from pydantic import BaseModel
 
 from cua.data.expand import ExpandConfig
+from cua.desktop import procs
 from cua.desktop.waiting import WaitTimeout, wait_until
 from cua.formats import AgentFormat, get_format, model_bounds
 from cua.recipes import ModelConfig, ServeConfig
@@ -134,15 +134,11 @@ class ModelServer:
         raise ServeError(f"{self.config.engine} did not come up (log: {self.log_path}):\n{tail}")
 
     def stop(self) -> None:
-        """SIGTERM (the server shuts down gracefully), SIGKILL to the group if it lingers."""
+        """SIGTERM to the server's whole process group (it shuts down gracefully; transformers
+        serve's spawned worker would otherwise outlive it a while), SIGKILL to what lingers."""
         if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        procs.stop(self.proc, grace_s=30)
         self.proc = None
 
     def __enter__(self) -> ModelServer:
