@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 from PIL import Image
 
@@ -16,6 +14,7 @@ _REASON = "needs the train extra (pip install -e '.[train]'): {} is not installe
 for _module in ("torch", "torchvision", "transformers"):
     pytest.importorskip(_module, reason=_REASON.format(_module))
 
+from cua.desktop import procs  # noqa: E402
 from cua.train.tinymodel import MAX_PIXELS, UNIT, build_tiny_model  # noqa: E402
 
 VISION = "<|vision_start|><|image_pad|><|vision_end|>"
@@ -159,12 +158,4 @@ def test_transformers_serve_answers_chat_with_screenshot(model_dir, tmp_path):
         server.stop()
     # nothing of the server's process group runs (its spawned worker included); a zombie waits
     # for init to reap it
-    assert not [p.pid for p in psutil.process_iter(["status"])
-                if _group_of(p.pid) == pid and p.info["status"] != psutil.STATUS_ZOMBIE]
-
-
-def _group_of(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
+    assert not [p for p in procs.group_members(pid) if procs.alive(p)]

@@ -138,7 +138,7 @@ def stop(proc: subprocess.Popen | None, grace_s: float = 2.0) -> None:
         pgid = os.getpgid(proc.pid)
     except ProcessLookupError:
         pgid = None
-    group = _group_members(pgid) if pgid else []
+    group = group_members(pgid) if pgid else []
     kill_all(sorted({proc.pid, *group}), grace_s)
     try:
         proc.wait(timeout=1)
@@ -146,7 +146,8 @@ def stop(proc: subprocess.Popen | None, grace_s: float = 2.0) -> None:
         pass
 
 
-def _group_members(pgid: int) -> list[int]:
+def group_members(pgid: int) -> list[int]:
+    """PIDs of the processes in process group `pgid` (zombies included)."""
     members = []
     for pid in psutil.pids():
         try:
