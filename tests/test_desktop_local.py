@@ -177,6 +177,18 @@ def test_the_minimum_wait_after_an_action_follows_the_apps_running(local_desktop
         assert settle.min_wait_s == wait and settle.waited_s >= wait, (spec.name, settle)
 
 
+def test_the_first_step_after_a_reset_returns_the_screen_calc_ends_on(local_desktop, workbook):
+    """Calc still has a start-up job pending once its screen is still after loading: a click at
+    once had its toolbars (font box, Bold) redrawn 0.6-0.75 s later, after the step returned its
+    screen. The first action waits for it (`load_wait`), so the step's screen is the one Calc
+    ends on."""
+    for _ in range(2):
+        local_desktop.reset(CALC, [workbook])  # the cursor on the bold header, A1
+        step = local_desktop.execute([Click(x=200, y=300)], observe=True)  # a plain data cell
+        time.sleep(0.6)
+        assert step.screen.png == local_desktop.screenshot_png()
+
+
 def test_corrupt_files_are_rejected_by_name(local_desktop, shared_content, workbook):
     local_desktop.reset(CALC, [workbook])
     for name in ("54764.xlsx", "49609.xlsx", "protected_sha512.xlsx",

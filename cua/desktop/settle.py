@@ -18,6 +18,11 @@ COLOUR = 0x00FFFFFF  # of a BGRA pixel read as one little-endian 32-bit word: al
 # what an action changes at once (`cua bench desktop --recheck 0.6`: no stale screen at 0.05 s).
 MIN_WAIT_S = {"soffice.bin": 0.45}
 DEFAULT_MIN_WAIT_S = 0.05
+# How long after a reset (its screen still) a program's own start-up job is still pending.
+# LibreOffice's runs ~0.3 s later, idle until then: an action before it has its toolbars redrawn
+# only 0.6-0.75 s later, past the minimum wait (the first step after a reset was stale), one
+# 0.3 s or more after the reset at the usual 0.3-0.45 s.
+LOAD_WAIT_S = {"soffice.bin": 0.5}
 
 
 def min_wait(policy: SettlePolicy, programs: Iterable[str] = ()) -> float:
@@ -27,6 +32,14 @@ def min_wait(policy: SettlePolicy, programs: Iterable[str] = ()) -> float:
         return policy.min_wait_s
     return max((MIN_WAIT_S.get(name, DEFAULT_MIN_WAIT_S) for name in programs),
                default=DEFAULT_MIN_WAIT_S)
+
+
+def load_wait(policy: SettlePolicy, programs: Iterable[str] = ()) -> float:
+    """How long after a reset the first action waits: the longest that `programs` need, none
+    where the policy sets its own minimum wait (speed over fresh screens)."""
+    if policy.min_wait_s is not None:
+        return 0.0
+    return max((LOAD_WAIT_S.get(name, 0.0) for name in programs), default=0.0)
 
 
 def changed_fraction(a: np.ndarray, b: np.ndarray, stride: int = 2) -> float:
