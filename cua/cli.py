@@ -104,7 +104,7 @@ def desktop_up(
         desktop = registry.backend(backend, **({"owned": False} if backend == "local" else {}))
     except ValueError as exc:
         _usage(str(exc))
-    desktop = desktop.start(network=spec.network)
+    desktop = desktop.start(network=spec.network, sudo=spec.sudo)
     try:
         report = desktop.reset(spec, list(open_))
     except Exception as exc:

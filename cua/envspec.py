@@ -90,6 +90,9 @@ class EnvSpec(Frozen):
     settle: SettlePolicy = SettlePolicy()
     ready_timeout_s: float = Field(30.0, gt=0, le=300)
     network: bool = False  # the apps reach the network (docker; local desktops share the host's)
+    # The desktop's user may become root (sudo with OSWorld's password): docker desktops only,
+    # whose container is the sandbox; a local desktop never grants it.
+    sudo: bool = False
     start_apps: bool = True  # False: reset leaves a bare desktop; `apps` says what opens which file
 
     def app_for(self, kind: str) -> str:

@@ -92,5 +92,10 @@ def test_an_env_that_asks_for_the_network_gets_one():
         same = registry.desktop_for(load_env("calc").model_copy(update={"network": True}),
                                     desktop, "docker")
         assert same is desktop
+        assert container.attrs["HostConfig"]["ReadonlyRootfs"]
+        # an env whose tasks run sudo: a new container, its image writable for apt
+        desktop = registry.desktop_for(load_env("osworld"), desktop, "docker")
+        assert desktop is not same and desktop.sudo and not client().containers.get(
+            f"cua-desktop-{desktop.id}").attrs["HostConfig"]["ReadonlyRootfs"]
     finally:
         desktop.close()

@@ -35,6 +35,7 @@ PROFILE_NAME = "chrome/2ae9ba84-3a0d-4d4c-8338-3a1478dc5fe3.json"  # name Chrome
 REOPEN_TAB = "chrome/06fe7178-4491-4589-810f-2e2bc9502122.json"  # bring back the closed tab
 SLIDE_PANE = "libreoffice_impress/ef9d12bd-bcee-4ba0-a40e-918400f43ddf.json"  # restore the pane
 VLC_STREAM = "vlc/bba3381f-b5eb-4439-bd9e-80c22218d5a7.json"  # stream a link in VLC
+ROOTS_FOLDER = "os/e0df059f-28a6-4169-924f-b9623e7184cc.json"  # rename a folder `sudo mkdir` made
 TERMINAL = [Hotkey(keys=["ctrl", "alt", "t"])]  # GNOME Terminal, as on OSWorld's Ubuntu
 TERMINAL_PROFILE = ("org.gnome.Terminal.Legacy.Profile:/org/gnome/terminal/legacy/profiles:/"
                     ":b1dcc9dd-5262-4d8d-a863-c897e6d979b9/")  # its default profile
@@ -201,6 +202,24 @@ def test_vlc_task_reads_vlc_over_its_http_interface(scorer, commands_desktop, tm
     assert initial.score == 0 and initial.details[0].error is None, initial
     status = etree.parse(str(task_cache(tmp_path / "cache", task) / "status.xml"))
     assert status.findtext("state") == "stopped"
+
+
+@pytest.mark.parametrize("backend_name", ["docker"], indirect=True)
+def test_a_task_whose_setup_runs_sudo_runs_in_a_container_started_for_it(scorer, backend_name,
+                                                                        tmp_path):
+    """The task's setup makes its folder with `echo {CLIENT_PASSWORD} | sudo -S mkdir`: a
+    container started for sudo runs it as root (the folder is root's, and renamed in the terminal
+    passes); a default container refuses sudo (no privileges to gain)."""
+    def shell(desktop, command: str) -> dict:
+        return desktop.http.post("/execute", json={"command": command, "shell": True}).json()
+
+    with registry.backend("docker").start(sudo=True) as desktop:
+        fails_untouched_then_passes_solved(scorer, desktop, ROOTS_FOLDER, [TERMINAL, [Type(
+            content="mv ~/Desktop/todo_list_Jan_1 ~/Desktop/todo_list_Jan_2\n")]], tmp_path)
+        assert shell(desktop, "stat -c %U ~/Desktop/todo_list_Jan_2")["output"] == "root\n"
+    with registry.backend("docker").start() as locked:
+        refused = shell(locked, "echo password | sudo -S id -u")
+        assert refused["returncode"] != 0 and "no new privileges" in refused["error"], refused
 
 
 def test_eval_runs_osworld_tasks_with_a_missing_file_as_that_tasks_error(tmp_path):

@@ -13,7 +13,7 @@ ENV = load_env("calc")
 
 
 class FakeDesktop:
-    network = ENV.network
+    network, sudo = ENV.network, ENV.sudo
 
     def __init__(self):
         self.closed = False

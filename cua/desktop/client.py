@@ -45,9 +45,10 @@ class Desktop:
     """A live desktop behind its control server: reset, observe, act, move files, close."""
 
     def __init__(self, desktop_id: str, base_url: str, token: str, backend=None,
-                 timeout_s: float = 120.0, network: bool = False):
+                 timeout_s: float = 120.0, network: bool = False, sudo: bool = False):
         self.id, self.base_url, self.backend = desktop_id, base_url, backend
         self.network = network  # whether it was started for envs whose apps need the network
+        self.sudo = sudo  # whether it was started for envs whose user may become root
         self.http = http_client(base_url, token, timeout_s)
         self.spec: EnvSpec | None = None
 

@@ -2,8 +2,9 @@
 the Docker Engine API (Docker, or podman's service: see scripts/setup-podman.sh).
 
 The container runs the same control server as the local backend, as the unprivileged user `cua`,
-with no capabilities, no way to gain privileges and a read-only image (see `LOCKED_DOWN`). It has
-no network unless asked (`start(network=True)`, for an env spec whose apps need one): the server
+with no capabilities, no way to gain privileges and a read-only image (see `LOCKED_DOWN`), unless
+asked for root (`start(sudo=True)`, for an env spec whose tasks run sudo, as OSWorld's do: see
+`SUDO_ALLOWED`). It has no network unless asked (`start(network=True)`): the server
 listens on a unix socket in a private host folder mounted at /run/cua, where the token is handed
 over as a file the server deletes before any app starts."""
 
@@ -34,6 +35,11 @@ SHM_SIZE = "512m"  # Chromium and LibreOffice outgrow Docker's default 64 MB /de
 # writable (the desktop's state and home live in /tmp/desktop), and a bounded number of processes.
 LOCKED_DOWN = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "read_only": True,
                "tmpfs": {"/tmp": "rw,exec,nosuid,nodev,mode=1777"}, "pids_limit": 1024}
+# For tasks that need root (OSWorld's run `sudo -S apt-get install …`): the user may sudo with its
+# password (the image's `sudo` group), as on OSWorld's VM; the engine's default capabilities and a
+# writable image, still a container of its own, with bounded processes and memory.
+SUDO_ALLOWED = {"read_only": False, "tmpfs": LOCKED_DOWN["tmpfs"],
+                "pids_limit": LOCKED_DOWN["pids_limit"]}
 SHARED = "/run/cua"  # in the container: the control socket and, until the server reads it, the token
 
 
@@ -67,8 +73,9 @@ class DockerBackend:
         self.image, self.mem_limit, self.cpus = image, mem_limit, cpus
         self.start_timeout_s = start_timeout_s
 
-    def start(self, network: bool = False) -> Desktop:
-        """A new desktop container; `network` gives its apps the engine's default network."""
+    def start(self, network: bool = False, sudo: bool = False) -> Desktop:
+        """A new desktop container; `network` gives its apps the engine's default network,
+        `sudo` lets its user become root (`SUDO_ALLOWED`)."""
         engine = client()
         try:
             engine.images.get(self.image)
@@ -89,7 +96,7 @@ class DockerBackend:
                 volumes={str(shared): {"bind": SHARED, "mode": "rw"}},
                 network_mode=None if network else "none",
                 mem_limit=self.mem_limit, nano_cpus=int(self.cpus * 1e9), shm_size=SHM_SIZE,
-                **LOCKED_DOWN)
+                **(SUDO_ALLOWED if sudo else LOCKED_DOWN))
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
@@ -98,7 +105,8 @@ class DockerBackend:
                                             base_url=f"{UNIX}{shared / 'control.sock'}",
                                             token=token, root=str(root), container=container.id)
             registry.save(record)
-            desktop = Desktop(desktop_id, record.base_url, token, backend=self, network=network)
+            desktop = Desktop(desktop_id, record.base_url, token, backend=self, network=network,
+                              sudo=sudo)
             self._wait_healthy(desktop, container)
         except BaseException as exc:
             logs = _logs(container)

@@ -30,8 +30,9 @@ class LocalBackend:
         self.start_timeout_s, self.owned = start_timeout_s, owned
         self.allow_commands = allow_commands
 
-    def start(self, network: bool = False) -> Desktop:
-        """A new desktop; its apps share this host's network whatever `network` says."""
+    def start(self, network: bool = False, sudo: bool = False) -> Desktop:
+        """A new desktop; its apps share this host's network whatever `network` says, and its
+        user is this host's, never root, whatever `sudo` says."""
         sweep_dead()
         desktop_id, token = secrets.token_hex(4), secrets.token_urlsafe(24)
         root = Path(tempfile.mkdtemp(prefix=f"cua-{desktop_id}-"))
@@ -59,7 +60,8 @@ class LocalBackend:
                                         base_url=f"http://127.0.0.1:{port}", token=token,
                                         pid=proc.pid, root=str(root))
         registry.save(record)
-        desktop = Desktop(desktop_id, record.base_url, token, backend=self, network=network)
+        desktop = Desktop(desktop_id, record.base_url, token, backend=self, network=network,
+                          sudo=sudo)
         desktop.wait_until_up(self.start_timeout_s)
         return desktop
 

@@ -29,7 +29,7 @@ class DesktopRecord(BaseModel):
 class Backend(Protocol):
     name: str
 
-    def start(self, network: bool = False) -> Desktop: ...
+    def start(self, network: bool = False, sudo: bool = False) -> Desktop: ...
 
     def stop(self, desktop_id: str) -> None: ...
 
@@ -76,13 +76,13 @@ def backend(name: str, **options) -> Backend:
 
 def desktop_for(env: EnvSpec, current: Desktop | None, backend_name: str,
                 **options) -> Desktop:
-    """`current` if it was started for `env`'s network needs, else a new desktop on `backend_name`
-    made with `options` (`current` is closed first)."""
-    if current is not None and current.network == env.network:
+    """`current` if it was started for `env`'s network and sudo needs, else a new desktop on
+    `backend_name` made with `options` (`current` is closed first)."""
+    if current is not None and (current.network, current.sudo) == (env.network, env.sudo):
         return current
     if current is not None:
         current.close()
-    return backend(backend_name, **options).start(network=env.network)
+    return backend(backend_name, **options).start(network=env.network, sudo=env.sudo)
 
 
 def request_shutdown(record: DesktopRecord) -> None:

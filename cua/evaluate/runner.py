@@ -85,6 +85,11 @@ class EvalRecipe(AgentSettings):
         """Whether desktops run the commands OSWorld's steps send (a container is a sandbox)."""
         return self.backend == "docker" or self.allow_host_commands
 
+    def sudo(self) -> bool:
+        """Whether OSWorld's steps may run sudo: in a container only (a local desktop's user is
+        this host's)."""
+        return self.backend == "docker"
+
     def results_root(self) -> Path:
         model = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model.name.strip("/"))
         return self.out.expanduser() / self.agent_format / self.observation / model
@@ -104,7 +109,8 @@ def problems(task: TaskConfig, recipe: EvalRecipe) -> list[str]:
         return task_problems(task)
     if not scorer_env.installed():
         return ["OSWorld's scorer is not installed: run `cua eval install-scorer`"]
-    return osworld_problems(task, recipe.commands(), scorer_env.evaluator_names())
+    return osworld_problems(task, recipe.commands(), scorer_env.evaluator_names(),
+                            sudo=recipe.sudo())
 
 
 def _task_paths(recipe: EvalRecipe) -> list[Path]:

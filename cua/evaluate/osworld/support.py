@@ -20,8 +20,10 @@ MISSING_APPS = {"vscode": "VS Code", "vs_code": "VS Code", "picard": "Picard"}
 # cua.desktop.apps.program_stand_ins).
 MISSING_PROGRAMS = {
     "code": "VS Code", "pulseaudio": "PulseAudio", "timedatectl": "systemd's timedatectl",
-    "apt": "apt (no package installs in a desktop)", "sudo": "sudo (no root in a desktop)",
 }
+# Programs that need root, which only a docker desktop started for sudo grants (its container is
+# the sandbox): package installs, and sudo itself.
+NEED_SUDO = {"sudo", "apt", "apt-get"}
 SHELLS = {"bash", "/bin/bash", "sh", "/bin/sh"}
 COMMAND_GETTERS = {"vm_command_line", "vm_command_error"}
 COMMAND_STEPS = {"execute", "command", "launch", "execute_with_verification"}
@@ -37,11 +39,12 @@ class Runnable(BaseModel):
 
 
 def task_problems(task: TaskConfig, commands: bool,
-                  offered: tuple[Collection[str], Collection[str]] | None = None) -> list[str]:
+                  offered: tuple[Collection[str], Collection[str]] | None = None,
+                  sudo: bool = False) -> list[str]:
     """Why `task` cannot run on a cua desktop (empty: it can). `commands`: whether the desktop
     runs the shell and Python commands OSWorld's steps send (docker, or the local backend with
     host commands allowed); `offered`: the getter types and metric functions of the installed
-    desktop-env, which scores the task."""
+    desktop-env, which scores the task; `sudo`: whether those commands may run sudo (docker)."""
     problems = []
     if offered is not None:
         getters, metrics = offered
@@ -57,7 +60,7 @@ def task_problems(task: TaskConfig, commands: bool,
             problems.append(f"app {app}: {MISSING_APPS[name]} is not in cua desktops")
     for where, steps in (("config", task.config), ("postconfig", task.evaluator.postconfig)):
         for step in steps:
-            problem = _step_problem(step.type, step.parameters, commands)
+            problem = _step_problem(step.type, step.parameters, commands, sudo)
             if problem:
                 problems.append(f"{where} {step.type}: {problem}")
     for call in task.evaluator.calls():
@@ -65,25 +68,31 @@ def task_problems(task: TaskConfig, commands: bool,
             if getter is not None and getter.type in UNSUPPORTED_GETTERS:
                 problems.append(f"getter {getter.type}: {UNSUPPORTED_GETTERS[getter.type]}")
             elif getter is not None and getter.type in COMMAND_GETTERS:
-                problem = _command_problem(getter.config().get("command", ""), commands)
+                problem = _command_problem(getter.config().get("command", ""), commands, sudo)
                 if problem:
                     problems.append(f"getter {getter.type}: {problem}")
     return list(dict.fromkeys(problems))
 
 
-def _step_problem(kind: str, parameters: dict[str, Any], commands: bool) -> str | None:
+def _step_problem(kind: str, parameters: dict[str, Any], commands: bool,
+                  sudo: bool) -> str | None:
     if kind in UNSUPPORTED_STEPS:
         return UNSUPPORTED_STEPS[kind]
     if kind not in COMMAND_STEPS:
         return None
-    return _command_problem(parameters.get("command", ""), commands)
+    return _command_problem(parameters.get("command", ""), commands, sudo)
 
 
-def _command_problem(command: str | list, commands: bool) -> str | None:
+def _command_problem(command: str | list, commands: bool, sudo: bool) -> str | None:
     """Why a command OSWorld sends cannot run in a cua desktop, or None."""
-    missing = [p for p in _programs(command) if p in MISSING_PROGRAMS]
+    programs = _programs(command)
+    missing = [p for p in programs if p in MISSING_PROGRAMS]
     if missing:
         return f"needs {MISSING_PROGRAMS[missing[0]]}, which is not in cua desktops"
+    rooted = [p for p in programs if p in NEED_SUDO]
+    if rooted and not sudo:
+        return (f"needs root ({rooted[0]}), which only a docker desktop grants (its container "
+                f"is the sandbox)")
     if not commands:
         return ("runs a command in the desktop: use the docker backend (a sandbox) or allow "
                 "commands on this host")

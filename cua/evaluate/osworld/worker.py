@@ -21,6 +21,9 @@ import traceback
 from importlib import metadata
 from types import SimpleNamespace
 
+# For `sudo -S` in task steps: the desktop user's password (docker/Dockerfile), as on OSWorld's VM.
+CLIENT_PASSWORD = "password"
+
 
 def _private_replies():
     """A line-buffered writer on a copy of the real stdout; fd 1 becomes stderr."""
@@ -52,7 +55,8 @@ def _controllers(request):
     width, height = request.get("screen") or (1920, 1080)
     os.makedirs(cache_dir, exist_ok=True)
     setup = SetupController(vm_ip=host, server_port=port, chromium_port=chromium, vlc_port=vlc,
-                            cache_dir=cache_dir, screen_width=width, screen_height=height)
+                            cache_dir=cache_dir, client_password=CLIENT_PASSWORD,
+                            screen_width=width, screen_height=height)
     env = SimpleNamespace(vm_ip=host, server_port=port, chromium_port=chromium, vlc_port=vlc,
                           cache_dir=cache_dir, controller=PythonController(host, port),
                           vm_platform="Linux", current_use_proxy=False)
