@@ -31,6 +31,9 @@ SAMPLE_FOR = {"calc": make_workbook, "impress": make_presentation, "writer": mak
 SUFFIX = {"calc": ".xlsx", "impress": ".pptx", "writer": ".docx", "browser": ".html",
           "editor": ".txt"}
 OSWORLD_READY_S = 60.0  # OSWorld's runner sleeps this long after each reset, after its VM boots
+# Memory is taken at rest, this long after the last step, as while the model thinks: the server
+# has given back what the step's frames took by then (cua.desktop.trim).
+REST_S = 1.5
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -74,6 +77,7 @@ def _run_one(spec: EnvSpec, content: list[Path], steps: int, resets: int, backen
             if recheck_s:  # the step's screen against the screen once the apps surely finished
                 time.sleep(recheck_s)
                 figures["stale"] += desktop.screenshot_png() != report.screen.png
+        time.sleep(REST_S)
         figures["pss_bytes"] = procs.pss_bytes(procs.marked_pids(desktop.id))
     except Exception as exc:
         figures["error"] = f"{type(exc).__name__}: {exc}"

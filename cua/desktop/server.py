@@ -43,6 +43,7 @@ from cua.desktop.api import (
     WindowInfo,
 )
 from cua.desktop.session import AppNotReady, Session
+from cua.desktop.trim import IdleTrim, TrimWhenIdle
 from cua.desktop.tunnel import Forwarder, port_socket
 from cua.desktop.waiting import wait_until
 from cua.desktop.x11 import XServerDown
@@ -325,8 +326,9 @@ def main(argv: list[str] | None = None) -> None:
         partial.write_text(json.dumps({**where, "pid": os.getpid()}))
         partial.replace(args.ready_file)
     limits = Limits(upload_bytes=args.max_upload_mb << 20, execute_s=args.max_execute_s)
-    config = uvicorn.Config(create_app(session, token, limits, args.allow_commands),
-                            log_level="warning", access_log=False)
+    app = create_app(session, token, limits, args.allow_commands)
+    config = uvicorn.Config(TrimWhenIdle(app, IdleTrim().start()), log_level="warning",
+                            access_log=False)
     server = uvicorn.Server(config)
     owner_gone = threading.Event()
     if args.parent_pid:
