@@ -9,7 +9,7 @@ PACKAGES=(
   python3-tk  # pyautogui (OSWorld's task code) needs tkinter on a Debian python
   socat psmisc unzip git xsel bc  # programs OSWorld's task steps run (socat relays Chrome's port)
   libglib2.0-bin gnome-shell-common gnome-settings-daemon-common  # gsettings, gio, GNOME's schemas
-  vlc gimp thunderbird desktop-file-utils  # the apps of OSWorld's other domains
+  vlc gimp thunderbird picard desktop-file-utils  # the apps of OSWorld's other domains
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

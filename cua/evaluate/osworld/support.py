@@ -14,7 +14,7 @@ from cua.evaluate.taskconfig import TaskConfig
 
 ACCOUNT = "needs a Google account and its credentials, which no user of this run has"
 # OSWorld's related_apps names of apps cua desktops do not have, with the reason.
-MISSING_APPS = {"vscode": "VS Code", "vs_code": "VS Code", "picard": "Picard"}
+MISSING_APPS = {"vscode": "VS Code", "vs_code": "VS Code"}
 # Programs OSWorld's steps and command getters run that are not in cua desktops (`google-chrome`
 # and `nautilus` are: Chromium and PCManFM stand in for them, see
 # cua.desktop.apps.program_stand_ins).
