@@ -164,13 +164,13 @@ def test_a_screen_nothing_is_drawn_to_settles_without_looking_at_it(local_deskto
 
 def test_the_minimum_wait_after_an_action_follows_the_apps_running(local_desktop, workbook,
                                                                    tmp_path):
-    """LibreOffice draws its toolbars and status bar 300 ms after a change, idle until then, so a
-    step waits at least 0.45 s while it runs; an editor alone draws at once; an env spec's
+    """LibreOffice draws its toolbars and status bar in rounds 300 ms apart, idle in between, so a
+    step waits at least 0.8 s while it runs; an editor alone draws at once; an env spec's
     `min_wait_s` holds whatever runs."""
     notes = tmp_path / "notes.txt"
     notes.write_text("North 40\n")
     fixed = CALC.model_copy(update={"settle": CALC.settle.model_copy(update={"min_wait_s": 0.2})})
-    for spec, files, wait in ((CALC, [workbook], 0.45), (load_env("editor"), [notes], 0.05),
+    for spec, files, wait in ((CALC, [workbook], 0.8), (load_env("editor"), [notes], 0.05),
                               (fixed, [workbook], 0.2)):
         local_desktop.reset(spec, files)
         settle = local_desktop.execute([Hotkey(keys=["down"])]).results[0].settle
@@ -179,14 +179,26 @@ def test_the_minimum_wait_after_an_action_follows_the_apps_running(local_desktop
 
 def test_the_first_step_after_a_reset_returns_the_screen_calc_ends_on(local_desktop, workbook):
     """Calc still has a start-up job pending once its screen is still after loading: a click at
-    once had its toolbars (font box, Bold) redrawn 0.6-0.75 s later, after the step returned its
-    screen. The first action waits for it (`load_wait`), so the step's screen is the one Calc
-    ends on."""
+    once has its toolbars (font box, Bold) redrawn in LibreOffice's second round, 0.6-0.75 s
+    later; the step's screen is still the one Calc ends on."""
     for _ in range(2):
         local_desktop.reset(CALC, [workbook])  # the cursor on the bold header, A1
         step = local_desktop.execute([Click(x=200, y=300)], observe=True)  # a plain data cell
         time.sleep(0.6)
         assert step.screen.png == local_desktop.screenshot_png()
+
+
+def test_the_first_use_of_a_key_returns_the_screen_calc_ends_on(local_desktop, workbook):
+    """The first time Calc runs a keyboard command its toolbars are redrawn a round later (the
+    first ctrl+Home: font box and Bold 0.65-0.75 s after the key, the next ones 0.35-0.45 s); the
+    step's screen is still the one Calc ends on."""
+    local_desktop.reset(CALC, [workbook])
+    local_desktop.execute([Click(x=200, y=300)])  # a plain data cell; the header A1 is bold
+    for _ in range(2):
+        step = local_desktop.execute([Hotkey(keys=["ctrl", "home"])], observe=True)
+        time.sleep(0.6)
+        assert step.screen.png == local_desktop.screenshot_png()
+        local_desktop.execute([Click(x=200, y=300)])
 
 
 def test_corrupt_files_are_rejected_by_name(local_desktop, shared_content, workbook):

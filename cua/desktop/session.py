@@ -20,7 +20,7 @@ from cua.content.check import check_content, content_kind
 from cua.desktop import apps, atspi, procs
 from cua.desktop.api import ExecuteReport, Health, ResetReport, Screen, WindowInfo
 from cua.desktop.inputs import InputDriver
-from cua.desktop.settle import load_wait, min_wait, wait_settled
+from cua.desktop.settle import min_wait, wait_settled
 from cua.desktop.waiting import WaitTimeout, wait_until
 from cua.desktop.x11 import Window, XStack
 from cua.envspec import APP_CONTENT, EnvSpec
@@ -66,7 +66,6 @@ class Session:
         self.app_procs: dict[str, subprocess.Popen] = {}
         self.opened: dict[str, str] = {}
         self._verified: set[str] = set()  # sha256 of contents that opened cleanly
-        self._ready_at = 0.0  # no action starts before: the apps' start-up jobs have run
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -94,7 +93,7 @@ class Session:
             mine = [Path(p) for p, app in plan.items() if app == app_spec.app]
             if mine or spec.start_apps:
                 self._start_app(app_spec.app, mine)
-        settle = self._settle_started()
+        settle = self.settle(timeout_s=spec.ready_timeout_s)
         return ResetReport(display=self.x.display, x_restarted=x_restart, windows=self.windows(),
                            opened=self.opened, seconds=time.monotonic() - start, settle=settle)
 
@@ -107,7 +106,7 @@ class Session:
             raise ValueError(f"{app} cannot open {target.name}")
         self._check(target)
         self._start_app(app, [target])
-        self._settle_started()
+        self.settle(timeout_s=spec.ready_timeout_s)
         return self.windows()
 
     def open_folder(self, path: str) -> list[WindowInfo]:
@@ -116,12 +115,12 @@ class Session:
         if not target.is_dir():
             raise ValueError(f"{path} is not a folder")
         self._start_app("files", [target])
-        self._settle_started()
+        self.settle(timeout_s=self._require_spec().ready_timeout_s)
         return self.windows()
 
     def launch(self, app: str) -> list[WindowInfo]:
         self._start_app(app, [])
-        self._settle_started()
+        self.settle(timeout_s=self._require_spec().ready_timeout_s)
         return self.windows()
 
     def settle(self, before=None, timeout_s: float | None = None, ready: bool = False
@@ -132,14 +131,6 @@ class Session:
         still for `READY_QUIET_S` while every process, started before or since, idles, at most
         `ready_timeout_s`."""
         return self._settle(before, timeout_s, ready)[0]
-
-    def _settle_started(self) -> SettleReport:
-        """Settle after apps started or opened documents, and hold the next action until their
-        start-up jobs have run (`load_wait`)."""
-        spec = self._require_spec()
-        report = self.settle(timeout_s=spec.ready_timeout_s)
-        self._ready_at = time.monotonic() + load_wait(spec.settle, self._app_processes().values())
-        return report
 
     def _settle(self, before=None, timeout_s: float | None = None, ready: bool = False,
                 min_wait_s: float | None = None) -> tuple[SettleReport, np.ndarray]:
@@ -214,7 +205,6 @@ class Session:
         report also holds the screen after the last action (a step's next observation)."""
         spec = self._require_spec()
         checked = [validate(a, spec.screen.width, spec.screen.height) for a in actions]
-        time.sleep(max(0.0, self._ready_at - time.monotonic()))
         start, results, frame = time.monotonic(), [], None
         for action in checked:
             t0 = time.monotonic()

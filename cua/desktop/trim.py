@@ -1,7 +1,7 @@
 """Give the heap's free pages back to the system once the control server idles.
 
 Each step grabs several full-screen frames (8 MB each at 1920x1080); glibc keeps the memory they
-freed for the next ones (its mmap threshold rises to their size), 15-35 MB per server. A desktop
+freed for the next ones (its mmap threshold rises to their size), 15-30 MB per server. A desktop
 spends most of its time idle, waiting for the model's next action, so once no request has run for
 `IDLE_S` the server trims its heap (`malloc_trim`): the hot path allocates as before."""
 
