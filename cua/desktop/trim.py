@@ -30,7 +30,7 @@ class IdleTrim:
     def __init__(self, idle_s: float = IDLE_S, trim: Callable[[int], int] | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self.idle_s, self.trim, self.clock = idle_s, trim or malloc_trim(), clock
-        self.trims, self.running = 0, 0  # trims done; requests running now
+        self.running = 0  # requests running now
         self._last_end = 0.0
         self._lock, self._dirty = threading.Lock(), threading.Event()
 
@@ -63,7 +63,6 @@ class IdleTrim:
                 return False
             self._dirty.clear()
         self.trim(0)
-        self.trims += 1
         return True
 
 

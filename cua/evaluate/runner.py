@@ -86,9 +86,9 @@ class EvalRecipe(AgentSettings):
         return self.backend == "docker" or self.allow_host_commands
 
     def sudo(self) -> bool:
-        """Whether OSWorld's steps may run sudo: in a container only (a local desktop's user is
-        this host's)."""
-        return self.backend == "docker"
+        """Whether OSWorld's steps may run sudo: where the env their desktops start with asks for
+        it, in a container only (a local desktop's user is this host's)."""
+        return self.backend == "docker" and osworld_harness.task_env().sudo
 
     def results_root(self) -> Path:
         model = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model.name.strip("/"))
