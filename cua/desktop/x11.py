@@ -22,6 +22,7 @@ from cua.desktop.waiting import WaitTimeout, wait_until
 from cua.envspec import Screen
 
 X_ANSWER_TIMEOUT_S = 10.0  # an X server that takes longer to answer a request counts as hung
+ACTIVATE_TIMEOUT_S = 2.0
 
 
 class XServerDown(RuntimeError):
@@ -115,7 +116,20 @@ class XStack:
             return result
 
     def activate(self, window_id: str) -> None:
+        """Raise and focus a window, and wait (up to ACTIVATE_TIMEOUT_S) until the window manager
+        reports it active: it handles the request after wmctrl returns, so input sent at once
+        could reach the window that was active before."""
         self._run(["wmctrl", "-i", "-a", window_id])
+        with suppress(WaitTimeout):  # a window that refuses focus stays where it is
+            wait_until(lambda: self.active() == window_id, ACTIVATE_TIMEOUT_S, interval_s=0.01,
+                       what=f"window {window_id} to become active")
+
+    def active(self) -> str | None:
+        """The active window's id (_NET_ACTIVE_WINDOW), or None while none is."""
+        with self._connection() as conn:
+            prop = conn.screen().root.get_full_property(conn.intern_atom("_NET_ACTIVE_WINDOW"),
+                                                         Xatom.WINDOW)
+        return f"0x{prop.value[0]:08x}" if prop and prop.value[0] else None
 
     def close(self, window_id: str) -> None:
         """Ask the window's app to close it (as its close button would)."""
