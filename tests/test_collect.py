@@ -159,12 +159,12 @@ def test_sigkilled_collector_resumes_each_episode_once(tmp_path):
     collector.wait()
     (run_dir,) = (tmp_path / "runs").iterdir()
     before = {p.name: p.read_bytes() for p in (run_dir / "episodes").glob("*.json")}
-    desktops = [r.id for r in registry.records()]
+    desktops = registry.records()
     deadline = time.monotonic() + 20  # its desktops shut themselves down with it
-    while _servers_of(collector.pid) and time.monotonic() < deadline:
+    while any(procs.alive(d.pid) for d in desktops) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _servers_of(collector.pid)
-    assert desktops and not any(procs.marked_pids(d) for d in desktops)  # X servers and apps too
+    assert desktops and not any(procs.alive(d.pid) for d in desktops)  # the servers
+    assert not any(procs.marked_pids(d.id) for d in desktops)  # X servers and apps too
     done = subprocess.run([*command, "--resume", str(run_dir)], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -174,18 +174,6 @@ def test_sigkilled_collector_resumes_each_episode_once(tmp_path):
     for name, data in before.items():  # finished episodes were not run again
         assert (run_dir / "episodes" / name).read_bytes() == data
     assert not list(run_dir.rglob(".*.json.*"))  # no torn temp files left behind
-
-
-def _servers_of(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"cua.desktop.server" in cmdline and str(parent).encode() in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 def test_ray_runs_the_same_episodes(tmp_path):

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from cua.actions import ActionError, Click, Hotkey, Type
@@ -22,6 +23,8 @@ from cua.content.check import ContentError, check_content
 from cua.content.documents import make_document, make_workbook
 from cua.desktop import procs, session
 from cua.desktop.local import LocalBackend
+from cua.desktop.waiting import wait_until
+from cua.desktop.zygote import Zygote, write_mark
 from cua.envspec import load_env
 from tests.conftest import require_desktop_tools
 from tests.test_clipboard import fetch as fetch_clipboard
@@ -340,6 +343,56 @@ def test_a_killed_server_leaves_nothing_once_another_desktop_starts(workbook):
         assert second.id in {r.id for r in registry.records()}
     finally:
         second.close()
+
+
+def test_servers_are_forked_by_one_zygote_share_its_modules_and_carry_their_marks():
+    require_desktop_tools()
+    from cua.desktop import registry
+    from cua.desktop.local import ZYGOTE
+
+    backend = LocalBackend()
+    first, second = backend.start(), backend.start()
+    try:
+        servers = [psutil.Process(registry.load(d.id).pid) for d in (first, second)]
+        assert [s.ppid() for s in servers] == [ZYGOTE.pid] * 2
+        assert servers[0].pid in procs.marked_pids(first.id)
+        assert servers[0].pid not in procs.marked_pids(second.id)
+        assert servers[1].pid in procs.marked_pids(second.id)
+        for server in servers:  # the imported modules' pages, not copies of them
+            rollup = Path(f"/proc/{server.pid}/smaps_rollup").read_text().splitlines()
+            shared = dict(line.split(":") for line in rollup[1:])["Shared_Dirty"]
+            assert int(shared.split()[0]) > 16 * 1024
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_dead_zygote_takes_its_owned_servers_along_and_is_started_again(tmp_path):
+    require_desktop_tools()
+
+    def spawn(zygote: Zygote, name: str) -> int:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "token").write_text("secret")
+        pid = zygote.spawn(["--root", str(tmp_path / name), "--ready-file",
+                            str(tmp_path / name / "ready"), "--token-file",
+                            str(tmp_path / name / "token")],
+                           {**os.environ, procs.MARK: name}, tmp_path / name / "log", owned=True)
+        wait_until(lambda: (tmp_path / name / "ready").exists(), 30, what="the server")
+        return pid
+
+    zygote = Zygote()
+    server = spawn(zygote, "aaaaaaaa")
+    assert procs.marked_pids("aaaaaaaa") == [server]
+    first = zygote.pid
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: not procs.alive(server), 10, what="the owned server to shut down")
+    again = spawn(zygote, "bbbbbbbb")
+    try:
+        assert zygote.pid not in (None, first) and psutil.Process(again).ppid() == zygote.pid
+    finally:
+        procs.kill_all([again])
+    with pytest.raises(ValueError, match="8 characters"):
+        write_mark("abc")
 
 
 def test_a_desktop_ends_with_its_killed_owner_and_leaves_nothing():

@@ -1,5 +1,6 @@
-"""The embedded default backend: each desktop is a control server subprocess on this host,
-owning its own Xvfb display, window manager, session bus, HOME, temp dir and app profile."""
+"""The embedded default backend: each desktop is a control server process on this host (forked
+by `cua.desktop.zygote`), owning its own Xvfb display, window manager, session bus, HOME, temp
+dir and app profile."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
-import sys
 import tempfile
 from contextlib import suppress
 from pathlib import Path
@@ -16,6 +15,9 @@ from pathlib import Path
 from cua.desktop import procs, registry
 from cua.desktop.client import Desktop, DesktopError
 from cua.desktop.waiting import WaitTimeout, wait_until
+from cua.desktop.zygote import Zygote, ZygoteError
+
+ZYGOTE = Zygote()  # forks this process's local desktop servers
 
 
 class LocalBackend:
@@ -38,27 +40,27 @@ class LocalBackend:
         root = Path(tempfile.mkdtemp(prefix=f"cua-{desktop_id}-"))
         ready, token_file = root / "server.json", root / "token"
         token_file.write_text(token)  # root is private (0700); the server deletes the file
-        env = {**os.environ, procs.MARK: desktop_id}
-        with open(root / "server.log", "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "cua.desktop.server", "--root", str(root),
-                 "--id", desktop_id, "--ready-file", str(ready), "--token-file", str(token_file),
-                 *(["--parent-pid", str(os.getpid())] if self.owned else []),
-                 *(["--allow-commands"] if self.allow_commands else [])],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+        log = root / "server.log"
+        try:
+            pid = ZYGOTE.spawn(["--root", str(root), "--id", desktop_id, "--ready-file",
+                                str(ready), "--token-file", str(token_file),
+                                *(["--allow-commands"] if self.allow_commands else [])],
+                               {**os.environ, procs.MARK: desktop_id}, log, self.owned)
+        except ZygoteError as exc:
+            shutil.rmtree(root, ignore_errors=True)
+            raise DesktopError("backend", f"local desktop server did not start: {exc}") from None
         with suppress(WaitTimeout):
-            wait_until(lambda: ready.exists() or proc.poll() is not None, self.start_timeout_s,
+            wait_until(lambda: ready.exists() or not procs.alive(pid), self.start_timeout_s,
                        what="the desktop server to start")
         if not ready.exists():
-            log_tail = (root / "server.log").read_text(errors="replace")[-2000:]
-            procs.stop(proc)
+            log_tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            procs.kill_all(sorted({pid, *procs.marked_pids(desktop_id)}))
             shutil.rmtree(root, ignore_errors=True)
             raise DesktopError("backend", f"local desktop server did not start:\n{log_tail}")
         port = json.loads(ready.read_text())["port"]
         record = registry.DesktopRecord(id=desktop_id, backend="local",
                                         base_url=f"http://127.0.0.1:{port}", token=token,
-                                        pid=proc.pid, root=str(root))
+                                        pid=pid, root=str(root))
         registry.save(record)
         desktop = Desktop(desktop_id, record.base_url, token, backend=self, network=network,
                           sudo=sudo)
