@@ -12,6 +12,7 @@ import tempfile
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
@@ -399,18 +400,25 @@ def test_a_desktop_ends_with_its_killed_owner_and_leaves_nothing():
     require_desktop_tools()
     from cua.desktop import registry
 
-    owner = subprocess.Popen(
-        [sys.executable, "-c", "from cua.desktop.local import LocalBackend; import time; "
-         "d = LocalBackend().start(); print(d.id, flush=True); time.sleep(600)"],
+    owner = subprocess.Popen(  # with a fork of itself that lives on: the desktop is not its
+        [sys.executable, "-c", "from cua.desktop.local import LocalBackend; import os, time; "
+         "d = LocalBackend().start(); fork = os.fork(); fork or time.sleep(600); "
+         "print(d.id, fork, flush=True); time.sleep(600)"],
         stdout=subprocess.PIPE, text=True)
+    fork = None
     try:
-        desktop_id = owner.stdout.readline().strip()
+        desktop_id, fork = owner.stdout.readline().split()
         root = Path(registry.load(desktop_id).root)
         assert root.exists() and procs.marked_pids(desktop_id)
-    finally:
         owner.kill()  # no shutdown: the desktop server sees its owner gone
-    deadline = time.monotonic() + 20
-    while procs.marked_pids(desktop_id) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert procs.marked_pids(desktop_id) == []
-    assert not root.exists()
+        deadline = time.monotonic() + 20
+        while procs.marked_pids(desktop_id) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert procs.marked_pids(desktop_id) == []
+        assert not root.exists()
+        assert procs.alive(int(fork))
+    finally:
+        owner.kill()
+        if fork:
+            with suppress(ProcessLookupError):
+                os.kill(int(fork), signal.SIGKILL)

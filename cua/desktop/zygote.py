@@ -37,6 +37,16 @@ class Zygote:
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        """In a forked copy of this process: the zygote is the parent's (two writers would mix
+        their requests), so the copy lets go of it and starts its own when it needs one."""
+        if self._proc is not None:
+            self._proc.stdin.close()
+            self._proc.stdout.close()
+        self._proc = None
+        self._lock = threading.Lock()
 
     @property
     def pid(self) -> int | None:
