@@ -92,7 +92,6 @@ def _serve(request: dict) -> None:
     from cua.desktop import server
 
     code = 1
-    os.dup2(2, 1)  # nothing of the child's reaches the zygote's replies
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the server waits for its own children
         os.setsid()
@@ -120,6 +119,8 @@ def _serve(request: dict) -> None:
 
 
 def main() -> None:
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # whatever an import prints stays out of the replies
     from cua.desktop import server  # noqa: F401 — what every forked server shares
 
     gc.freeze()  # the imported objects stay out of collections: no writes to their pages
@@ -128,8 +129,9 @@ def main() -> None:
         request = json.loads(line)
         pid = os.fork()
         if pid == 0:
+            replies.close()
             _serve(request)
-        print(json.dumps({"pid": pid}), flush=True)
+        print(json.dumps({"pid": pid}), file=replies, flush=True)
 
 
 if __name__ == "__main__":
