@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -25,7 +26,7 @@ from cua.content.documents import (
 )
 from cua.desktop import procs, registry
 from cua.desktop.local import ZYGOTE
-from cua.envspec import EnvSpec
+from cua.envspec import EnvSpec, load_env
 
 SAMPLE_FOR = {"calc": make_workbook, "impress": make_presentation, "writer": make_document,
               "browser": make_page, "editor": make_notes}
@@ -137,19 +138,25 @@ def desktop_table(figures: dict) -> Table:
 
 
 def bench_collect(desktop_counts: list[int], episodes: int, console: Console,
-                  standby: bool = False) -> dict:
+                  standby: bool = False, recheck_s: float = 0.0) -> dict:
     """Episodes/hour and steps/s of the scripted expert over generated workbooks, per number of
     desktops running at once (the same plan each time), where a step's time goes, and how long
     episodes waited for their set-up (with `standby`, done ahead on each worker's second
-    desktop)."""
+    desktop). With `recheck_s`, also the fraction of steps whose screen changed within that time
+    after it was returned (stale); the rechecks' waits then count in episodes/hour and steps/s,
+    not in a step's parts."""
     from cua.collect.driver import collect, new_run
     from cua.collect.recipe import CollectRecipe
 
     figures = {}
     with tempfile.TemporaryDirectory(prefix="cua-bench-") as tmp:
+        calc = load_env("calc")
+        env = Path(tmp) / "calc.yaml"
+        env.write_text(yaml.safe_dump(calc.model_copy(update={"settle": calc.settle.model_copy(
+            update={"recheck_s": recheck_s})}).model_dump(mode="json")))
         for count in desktop_counts:
             recipe = CollectRecipe.model_validate({
-                "name": f"bench-{count}", "out": tmp, "envs": ["calc"], "workers": count,
+                "name": f"bench-{count}", "out": tmp, "envs": [str(env)], "workers": count,
                 "standby": standby, "tasks_per_content": 3,
                 "content": {"generate": {"workbooks": -(-episodes // 3), "seed": 11}}})
             store = new_run(recipe)
@@ -161,15 +168,23 @@ def bench_collect(desktop_counts: list[int], episodes: int, console: Console,
             figures[str(count)] = {
                 "episodes": len(records), "steps": len(steps), "wall_s": wall,
                 "episodes_per_hour": len(records) / wall * 3600, "steps_per_s": len(steps) / wall,
-                "outcomes": outcomes, "step_s": _step_shares(steps, store, Path(tmp) / "persist"),
+                "outcomes": outcomes, "step_s": _step_shares(steps, store, Path(tmp) / "persist",
+                                                              recheck_s),
                 "setup_s": percentiles([e.setup_seconds for e in records]),
                 "set_up_ahead": sum(e.set_up_ahead for e in records)}
+            if recheck_s:
+                rechecked = [s.results[-1].settle.stale for s in steps
+                             if s.results and s.results[-1].settle
+                             and s.results[-1].settle.stale is not None]
+                figures[str(count)]["stale_screens"] = sum(rechecked) / max(len(rechecked), 1)
     return figures
 
 
 def collect_table(figures: dict) -> Table:
+    rechecked = any("stale_screens" in row for row in figures.values())
     table = Table("desktops", "episodes", "episodes/hour", "steps/s", "set-up p50",
                   "step p50 (no model)", "act", "settle", "screenshot", "model", "persist",
+                  *(["stale"] if rechecked else []),
                   title="cua bench collect: scripted expert on Calc")
     for count, row in figures.items():
         share = row["step_s"]["share"]
@@ -177,22 +192,25 @@ def collect_table(figures: dict) -> Table:
                       f"{row['steps_per_s']:.2f}", f"{row['setup_s']['p50']:.2f} s",
                       f"{row['step_s']['overhead_p50']:.3f} s",
                       *(f"{share[k]:.0%}" for k in ("act", "settle", "screenshot", "model",
-                                                    "persist")))
+                                                    "persist")),
+                      *([f"{row['stale_screens']:.0%}"] if rechecked else []))
     return table
 
 
-def _step_shares(steps, store, scratch: Path) -> dict:
-    """Per step: act (execute minus settling; the screen after the actions comes back in the
-    same request), settle, screenshot (a step that asked for its screen: an episode's first),
-    model, persist (writing its screenshot and record again into a scratch store)."""
+def _step_shares(steps, store, scratch: Path, recheck_s: float = 0.0) -> dict:
+    """Per step: act (execute minus settling and rechecks; the screen after the actions comes
+    back in the same request), settle, screenshot (a step that asked for its screen: an
+    episode's first), model, persist (writing its screenshot and record again into a scratch
+    store)."""
     from cua.collect.store import RunStore
 
     copy = RunStore(scratch / store.root.name)
     parts = {"act": [], "settle": [], "screenshot": [], "model": [], "persist": []}
     for step in steps:
         settle = sum(r.settle.waited_s for r in step.results if r.settle)
+        rechecks = recheck_s * sum(r.settle.stale is not None for r in step.results if r.settle)
         parts["settle"].append(settle)
-        parts["act"].append(step.seconds.get("execute", 0.0) - settle)
+        parts["act"].append(step.seconds.get("execute", 0.0) - settle - rechecks)
         parts["screenshot"].append(step.seconds.get("observe", 0.0))
         parts["model"].append(step.seconds.get("model", 0.0))
         t0 = time.perf_counter()

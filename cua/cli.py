@@ -735,11 +735,15 @@ def bench_collect_cmd(desktops: list[int] = typer.Option([1, 2, 4], help="deskto
                       episodes: int = typer.Option(9, help="episodes per desktop count"),
                       standby: bool = typer.Option(False, help="a standby desktop per worker, "
                                                    "set up for its next episode meanwhile"),
+                      recheck: float = typer.Option(
+                          0.0, min=0.0, max=5.0, help="after each action settles, wait this long "
+                          "and count the steps whose screen changed since (stale screens; the "
+                          "waits slow the run)"),
                       as_json: bool = JSON, out: Path | None = OUT) -> None:
     """Episodes/hour and steps/s of the scripted expert at several desktop counts."""
     from cua.bench import bench_collect, collect_table
 
-    figures = bench_collect(desktops, episodes, err, standby)
+    figures = bench_collect(desktops, episodes, err, standby, recheck)
     _emit(figures, collect_table(figures), as_json, out)
 
 

@@ -52,6 +52,9 @@ class SettlePolicy(Frozen):
     cpu_idle: float = Field(0.15, gt=0)  # cores the apps may use and still count as idle
     wait_action_s: float = Field(1.0, ge=0, le=60)  # how long `wait()` pauses before settling
     use_damage: bool = True  # look at a frame only after X's DAMAGE reports a draw
+    # a measurement of the policy, not part of it: after an action settles, wait this long more
+    # and report whether the screen changed meanwhile (`SettleReport.stale`); 0 is off
+    recheck_s: float = Field(0.0, ge=0, le=5)
 
 
 class Dialogs(Frozen):

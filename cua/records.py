@@ -43,6 +43,7 @@ class SettleReport(BaseModel):
     waited_s: float
     frames: int
     min_wait_s: float = 0.0  # the minimum wait it kept (the apps running decide it by default)
+    stale: bool | None = None  # the settled screen changed within the policy's `recheck_s`
 
 
 class MetricResult(BaseModel):

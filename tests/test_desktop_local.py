@@ -205,6 +205,20 @@ def test_the_first_use_of_a_key_returns_the_screen_calc_ends_on(local_desktop, w
         local_desktop.execute([Click(x=200, y=300)])
 
 
+def test_a_recheck_reports_whether_an_action_returned_the_screen_calc_ends_on(local_desktop,
+                                                                             workbook):
+    """With `settle.recheck_s` each action's settle report says whether its screen changed
+    within that time: with no minimum wait, Calc redraws its toolbars after the step returned;
+    with LibreOffice's own, it does not. Without, nothing is rechecked."""
+    for min_wait_s, stale in ((0.0, True), (None, False)):
+        settle = CALC.settle.model_copy(update={"min_wait_s": min_wait_s, "recheck_s": 0.6})
+        local_desktop.reset(CALC.model_copy(update={"settle": settle}), [workbook])
+        report = local_desktop.execute([Click(x=200, y=300)])  # from the bold header A1
+        assert report.results[0].settle.stale is stale
+    local_desktop.reset(CALC, [workbook])
+    assert local_desktop.execute([Click(x=200, y=300)]).results[0].settle.stale is None
+
+
 def test_corrupt_files_are_rejected_by_name(local_desktop, shared_content, workbook):
     local_desktop.reset(CALC, [workbook])
     for name in ("54764.xlsx", "49609.xlsx", "protected_sha512.xlsx",

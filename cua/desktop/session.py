@@ -224,6 +224,9 @@ class Session:
             if settle:
                 report, last = self._settle(before)
                 frame = last if report.settled else None
+                if frame is not None and spec.settle.recheck_s:
+                    time.sleep(spec.settle.recheck_s)
+                    report.stale = not np.array_equal(self.x.frame(), frame)
             else:
                 report = None
             results.append(ActionResult(action=action, ok=True, seconds=time.monotonic() - t0,
