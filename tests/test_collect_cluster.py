@@ -53,7 +53,15 @@ def _cmdline(proc: psutil.Process) -> str:
 
 
 def _desktop_servers(raylet: psutil.Process) -> list[psutil.Process]:
-    return [p for p in raylet.children(recursive=True) if "cua.desktop.server" in _cmdline(p)]
+    """The node's desktop servers: what its workers' zygotes forked (their command line)."""
+    descendants = raylet.children(recursive=True)
+    forked = {p.pid for p in descendants if "cua.desktop.zygote" in _cmdline(p)}
+    servers = []
+    for proc in descendants:
+        with suppress(psutil.Error):
+            if proc.pid in forked and proc.ppid() in forked:
+                servers.append(proc)
+    return servers
 
 
 @pytest.fixture
