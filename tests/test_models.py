@@ -66,20 +66,22 @@ def test_concurrency_bounds_the_requests_in_flight_from_every_worker(double):
     server = double(*[(200, chat_reply("Thought: ok\nAction: wait()"), 0.3)] * 6)
     in_flight, peak, lock = 0, 0, threading.Lock()
     handler = server.server.RequestHandlerClass
-    original = handler.do_POST
+    original_post, original_answer = handler.do_POST, handler.send_response
 
     def counting(self):
         nonlocal in_flight, peak
         with lock:
             in_flight += 1
             peak = max(peak, in_flight)
-        try:
-            original(self)
-        finally:
-            with lock:
-                in_flight -= 1
+        original_post(self)
 
-    handler.do_POST = counting
+    def answering(self, *args):
+        nonlocal in_flight
+        with lock:  # before the answer's first byte: the client cannot have it, nor send more
+            in_flight -= 1
+        original_answer(self, *args)
+
+    handler.do_POST, handler.send_response = counting, answering
     model = {"name": "m", "base_url": server.url, "concurrency": 2}
     recipe = CollectRecipe.model_validate({"name": "c", "content": {"generate": {"workbooks": 1}},
                                            "envs": ["calc"], "model": model})
