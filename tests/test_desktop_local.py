@@ -414,7 +414,7 @@ def test_a_desktop_ends_with_its_killed_owner_and_leaves_nothing():
     require_desktop_tools()
     from cua.desktop import registry
 
-    owner = subprocess.Popen(  # with a fork of itself that lives on: the desktop is not its
+    owner = subprocess.Popen(  # with a fork of itself that lives on: the desktop is not the fork's
         [sys.executable, "-c", "from cua.desktop.local import LocalBackend; import os, time; "
          "d = LocalBackend().start(); fork = os.fork(); fork or time.sleep(600); "
          "print(d.id, fork, flush=True); time.sleep(600)"],

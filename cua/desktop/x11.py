@@ -22,7 +22,7 @@ from cua.desktop.waiting import WaitTimeout, wait_until
 from cua.envspec import Screen
 
 X_ANSWER_TIMEOUT_S = 10.0  # an X server that takes longer to answer a request counts as hung
-ACTIVATE_TIMEOUT_S = 2.0
+ACTIVATE_TIMEOUT_S = 2.0  # how long activating a window waits for the window manager
 
 
 class XServerDown(RuntimeError):

@@ -65,6 +65,7 @@ class Zygote:
                 self._proc = subprocess.Popen(
                     [sys.executable, "-m", "cua.desktop.zygote"], stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE, text=True, start_new_session=True,
+                    # OpenBLAS (numpy's) starts no threads in it: a fork copies only its caller
                     env={**os.environ, procs.MARK: PLACEHOLDER, "OPENBLAS_NUM_THREADS": "1"})
             try:
                 self._proc.stdin.write(request + "\n")
