@@ -6,7 +6,6 @@ student. `make demo` runs it with `recipes/demo-loop.yaml`."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +44,10 @@ class LoopResult(BaseModel):
 
 def run_loop(recipe: LoopRecipe, console) -> LoopResult:
     from cua.collect.driver import collect, new_run
+    from cua.collect.store import new_run_folder
 
     seconds: dict[str, float] = {}
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    out = recipe.out.expanduser() / f"{recipe.name}-{stamp}"
+    out = new_run_folder(recipe.out.expanduser(), recipe.name)
     started = time.monotonic()
     spec = load_recipe(recipe.collect, [*recipe.collect_set, f"out={out}",
                                         f"workers={recipe.workers}"], kind=CollectRecipe)

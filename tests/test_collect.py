@@ -14,7 +14,7 @@ import pytest
 
 from cua.collect.driver import collect, goal_units, new_run
 from cua.collect.recipe import CollectRecipe
-from cua.collect.store import RunStore
+from cua.collect.store import RunStore, new_run_folder
 from cua.collect.worker import EpisodeUnit, Worker
 from cua.desktop import procs, registry
 from tests.conftest import require_desktop_tools
@@ -141,6 +141,11 @@ def test_dead_endpoint_and_killed_app_are_recorded(tmp_path):
         worker.close()
     assert [r.outcome for r in results] == ["error", "error"]
     assert all("calc died during the episode" in r.error for r in results)
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
+    folders = [new_run_folder(tmp_path / "runs", "r") for _ in range(3)]
+    assert len(set(folders)) == 3 and all(f.is_dir() and not any(f.iterdir()) for f in folders)
 
 
 def test_sigkilled_collector_resumes_each_episode_once(tmp_path):

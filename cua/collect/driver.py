@@ -4,7 +4,6 @@ pool of desktops, storing everything."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
@@ -13,7 +12,7 @@ from cua.collect.agents import RoleFactory
 from cua.collect.pool import run_pool
 from cua.collect.progress import EpisodeProgress
 from cua.collect.recipe import CollectRecipe
-from cua.collect.store import RunStore, package_versions
+from cua.collect.store import RunStore, new_run_folder, package_versions
 from cua.collect.worker import EpisodeUnit, GoalUnit, Worker
 from cua.content.check import ContentError, check_content
 from cua.content.documents import GENERATORS
@@ -24,10 +23,9 @@ from cua.records import OUTCOMES, ContentRef, EpisodeRecord, GoalRecord, RunMani
 
 def new_run(recipe: CollectRecipe) -> RunStore:
     """Create the run folder: content copied in and checked, envs resolved, manifest written."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    store = RunStore(recipe.out.expanduser() / f"{recipe.name}-{stamp}")
+    store = RunStore(new_run_folder(recipe.out.expanduser(), recipe.name))
     folder = store.root / "content"
-    folder.mkdir(parents=True)
+    folder.mkdir()
     for source in _content_sources(recipe, folder):
         if source.parent != folder:
             (folder / source.name).write_bytes(source.read_bytes())

@@ -7,6 +7,7 @@ import hashlib
 import os
 import platform
 import tempfile
+from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +29,21 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def new_run_folder(parent: Path, name: str) -> Path:
+    """Create and return an empty folder `NAME-YYYYMMDD-HHMMSS` (UTC) in `parent`; a run that
+    starts in the same second as another gets `-2`, `-3`, …"""
+    base = f"{name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+    parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        folder = parent / (base if n == 1 else f"{base}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            n += 1
 
 
 def package_versions() -> dict[str, str]:
