@@ -19,6 +19,7 @@ from rich.table import Table
 from cua.actions import ActionError, parse_call
 from cua.desktop import registry
 from cua.desktop.client import DesktopError
+from cua.desktop.registry import BackendName
 from cua.envspec import load_env
 
 app = typer.Typer(help="Live desktops, trajectories, SFT and evaluation for computer-use agents.",
@@ -93,7 +94,7 @@ def desktop_up(
     env: str = typer.Option(..., "--env", help="env name (calc, writer, calc-writer, …) or a spec "
                             "YAML"),
     open_: list[Path] = typer.Option([], "--open", help="file(s) to open in the env's apps"),
-    backend: str = typer.Option("local", help="local (embedded default) or docker"),
+    backend: BackendName = typer.Option("local", help="local (embedded default) or docker"),
 ) -> None:
     """Start a desktop, open the files, wait until it is ready; prints the desktop id."""
     missing = [str(path) for path in open_ if not path.is_file()]
@@ -396,7 +397,7 @@ def eval_cmd(
                                           "…: --tasks is then its examples/ folder"),
     cache: Path | None = typer.Option(None, help="OSWorld's file cache (default "
                                       "~/.cache/cua/osworld); one holding the files runs offline"),
-    backend: str | None = typer.Option(None, help="local (default) or docker"),
+    backend: BackendName | None = typer.Option(None, help="local (default) or docker"),
     allow_host_commands: bool = typer.Option(False, help="local backend: run the commands "
                                              "OSWorld tasks send on this host"),
     dry_run: bool = typer.Option(False, help="only say, per domain, which tasks would run"),
@@ -492,8 +493,8 @@ def eval_check_cmd(
     tasks: list[Path] = typer.Argument(..., help="task files or folders"),
     out: Path = typer.Option(Path("results/check"), help="where the gold results and the "
                              "scored files go"),
-    workers: int = typer.Option(1, help="desktops in parallel"),
-    backend: str = typer.Option("local", help="local or docker"),
+    workers: int = typer.Option(1, min=1, help="desktops in parallel"),
+    backend: BackendName = typer.Option("local", help="local or docker"),
     as_json: bool = JSON,
 ) -> None:
     """Every task must fail in its initial state and pass with its gold result."""
@@ -530,7 +531,7 @@ def eval_make_cmd(
     content: list[Path] = typer.Argument(..., help="documents or folders of them"),
     out: Path = typer.Option(..., help="task set folder (one sub-folder per domain)"),
     family: list[str] = typer.Option([], help="template families to draw from (default: all)"),
-    per_file: int = typer.Option(1, help="tasks per document"),
+    per_file: int = typer.Option(1, min=1, help="tasks per document"),
     seed: int = typer.Option(0),
 ) -> None:
     """Write OSWorld task files from documents with the scripted expert's template families."""
@@ -583,8 +584,8 @@ def serve_cmd(
                                    "(history_n=3, …)"),
     host: str = typer.Option("127.0.0.1", help="0.0.0.0 to serve other hosts"),
     port: int | None = typer.Option(None, help="default: a free port"),
-    max_tokens: int = typer.Option(1000, help="the longest reply (vllm: model length)"),
-    tensor_parallel: int | None = typer.Option(None, help="vllm: GPUs (default: those present, "
+    max_tokens: int = typer.Option(1000, min=1, help="the longest reply (vllm: model length)"),
+    tensor_parallel: int | None = typer.Option(None, min=1, help="vllm: GPUs (default: those present, "
                                                "fitted to the model's heads)"),
     log: Path = typer.Option(Path("serve.log"), help="the engine's log"),
     print_command: bool = typer.Option(False, help="print the engine's command line and exit"),
@@ -595,10 +596,14 @@ def serve_cmd(
 
     from cua.formats import get_format
     from cua.recipes import ServeConfig, apply_overrides
-    from cua.train.serve import TOOLS, ModelServer, ServeError
+    from cua.train.serve import TOOLS, ModelServer, ServeError, check_model_dir
 
     if engine not in TOOLS:
         _usage(f"--engine {engine!r}: choose {' or '.join(TOOLS)}")
+    try:
+        check_model_dir(model_dir)
+    except ServeError as exc:
+        _usage(str(exc))
     try:
         config = ServeConfig(engine=engine, model=model_dir, host=host, port=port,
                              tensor_parallel=tensor_parallel)
@@ -653,11 +658,11 @@ def loop_cmd(
 
 @bench_app.command("desktop")
 def bench_desktop(
-    desktops: int = typer.Option(4, help="desktops stepping concurrently"),
-    steps: int = typer.Option(50, help="steps per desktop"),
+    desktops: int = typer.Option(4, min=1, help="desktops stepping concurrently"),
+    steps: int = typer.Option(50, min=1, help="steps per desktop"),
     env: str = typer.Option("calc", help="env name or spec YAML"),
-    backend: str = typer.Option("local"),
-    resets: int = typer.Option(5, help="resets per desktop"),
+    backend: BackendName = typer.Option("local"),
+    resets: int = typer.Option(5, min=0, help="resets per desktop"),
     recheck: float = typer.Option(0.0, min=0.0, help="after each step, wait this long and count "
                                   "the steps whose screen has changed since (stale screens)"),
     as_json: bool = JSON, out: Path | None = OUT,
@@ -673,6 +678,8 @@ def bench_desktop(
     _emit(figures, desktop_table(figures), as_json, out)
     for error in figures["errors"]:
         err.print(f"[red]{error}[/red]", highlight=False)
+    if figures["errors"]:
+        raise typer.Exit(1)
 
 
 @bench_app.command("osworld")
@@ -681,8 +688,8 @@ def bench_osworld_cmd(
                                "files' folder"),
     test_list: Path | None = typer.Option(None, help="test_all.json, test_small.json, …"),
     domains: str | None = typer.Option(None, help="comma-separated domains"),
-    backend: str = typer.Option("docker", help="docker (task commands run in its container) "
-                                "or local"),
+    backend: BackendName = typer.Option("docker", help="docker (task commands run in its "
+                                        "container) or local"),
     allow_host_commands: bool = typer.Option(False, help="local backend: run the commands "
                                              "OSWorld tasks send on this host"),
     stand_ins: bool = typer.Option(False, help="generate the files tasks download (no network "
@@ -731,8 +738,8 @@ def bench_osworld_cmd(
 
 
 @bench_app.command("collect")
-def bench_collect_cmd(desktops: list[int] = typer.Option([1, 2, 4], help="desktop counts"),
-                      episodes: int = typer.Option(9, help="episodes per desktop count"),
+def bench_collect_cmd(desktops: list[int] = typer.Option([1, 2, 4], min=1, help="desktop counts"),
+                      episodes: int = typer.Option(9, min=1, help="episodes per desktop count"),
                       standby: bool = typer.Option(False, help="a standby desktop per worker, "
                                                    "set up for its next episode meanwhile"),
                       recheck: float = typer.Option(
@@ -752,7 +759,7 @@ def bench_expand_cmd(
     run: Path = typer.Argument(..., help="a run folder from `cua collect`"),
     format_: str = typer.Option("uitars-1.5", "--format"),
     model: Path | None = typer.Option(None, help="student model dir"),
-    repeat: int = typer.Option(20, help="timed passes of the pure expansion"),
+    repeat: int = typer.Option(20, min=1, help="timed passes of the pure expansion"),
     as_json: bool = JSON, out: Path | None = OUT,
 ) -> None:
     """Samples/s of the pure expansion on one core, image cost, and dataset bytes on disk
@@ -769,7 +776,7 @@ def bench_expand_cmd(
 @bench_app.command("sft")
 def bench_sft_cmd(
     run: Path = typer.Argument(..., help="a run folder from `cua collect`"),
-    steps: int = typer.Option(20, help="training steps"),
+    steps: int = typer.Option(20, min=1, help="training steps"),
     recipe: Path = typer.Option(Path("recipes/sft-tiny-cpu.yaml")),
     as_json: bool = JSON, out: Path | None = OUT,
 ) -> None:

@@ -66,7 +66,7 @@ def test_bad_recipe_values_are_refused_at_load(tmp_path):
                               ("agent_format_options.colour=1", "agent_format_options"),
                               ("model.name=m", "needs a base_url"),
                               ("envs=[nosuchenv]", "cannot read env spec nosuchenv"),
-                              ("backend=vm", "unknown backend 'vm'")):
+                              ("backend=vm", "backend: input should be 'local' or 'docker'")):
         result = cua("collect", "--recipe", str(recipe), "--set", override, check=False)
         assert result.returncode == 2 and message in result.stderr, (override, result.stderr)
         assert "Traceback" not in result.stderr
@@ -122,3 +122,16 @@ def test_desktop_up_refuses_a_missing_file_before_starting(tmp_path):
                  check=False)
     assert result.returncode == 2 and "no such file" in result.stderr
     assert cua("desktop", "list").stdout.count("local") == 0  # nothing was started
+
+
+def test_out_of_range_flags_are_usage_errors_before_anything_runs(tmp_path):
+    for args, named in [(("bench", "desktop", "--desktops", "0"), "--desktops"),
+                        (("bench", "desktop", "--backend", "vm"), "--backend"),
+                        (("bench", "collect", "--desktops", "2", "--desktops", "0"), "--desktops"),
+                        (("desktop", "up", "--env", "calc", "--backend", "vm"), "--backend"),
+                        (("eval", "--tasks", str(tmp_path), "--backend", "vm"), "--backend"),
+                        (("serve", str(tmp_path)), "not a model dir")]:
+        result = cua(*args, check=False)
+        assert result.returncode == 2 and named in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert cua("desktop", "list").stdout.count("local") == 0

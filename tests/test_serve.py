@@ -102,3 +102,12 @@ def test_a_missing_engine_is_a_clear_error(tmp_path, monkeypatch):
     server = ModelServer(ServeConfig(model=Path(tmp_path)), tmp_path / "log")
     with pytest.raises(serve.ServeError, match="`no-such-tool` command is missing"):
         server.start()
+
+
+def test_a_folder_without_a_model_is_refused_before_the_engine_starts(tmp_path):
+    from cua.train import serve
+
+    server = ModelServer(ServeConfig(model=tmp_path), tmp_path / "log")
+    with pytest.raises(serve.ServeError, match="is not a model dir"):
+        server.start()
+    assert server.proc is None and not (tmp_path / "log").exists()

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from cua.collect.expert import families
 from cua.content.documents import GENERATORS
-from cua.desktop.registry import BACKENDS
+from cua.desktop.registry import BackendName
 from cua.envspec import load_env
 from cua.recipes import AgentSettings, ModelConfig, Strict
 
@@ -58,7 +58,7 @@ class CollectRecipe(AgentSettings):
     workers: int = Field(2, ge=1)
     standby: bool = False                    # a second desktop per worker, set up for its next
                                              # episode while it runs this one
-    backend: str = "local"
+    backend: BackendName = "local"
     ray: RayConfig | None = None
     seed: int = 0
 
@@ -78,13 +78,6 @@ class CollectRecipe(AgentSettings):
             raise ValueError(f"unknown template families {', '.join(unknown)} "
                              f"(known: {', '.join(sorted(known))})")
         return names
-
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, name: str) -> str:
-        if name not in BACKENDS:
-            raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
-        return name
 
     @model_validator(mode="after")
     def _families_need_scripted_goals(self) -> CollectRecipe:

@@ -13,12 +13,14 @@ from pydantic import BaseModel
 from cua.desktop.client import Desktop, DesktopError, http_client
 from cua.envspec import EnvSpec
 
-BACKENDS = {"local": "cua.desktop.local:LocalBackend", "docker": "cua.desktop.docker:DockerBackend"}
+BackendName = Literal["local", "docker"]
+BACKENDS: dict[BackendName, str] = {"local": "cua.desktop.local:LocalBackend",
+                                    "docker": "cua.desktop.docker:DockerBackend"}
 
 
 class DesktopRecord(BaseModel):
     id: str
-    backend: Literal["local", "docker"]
+    backend: BackendName
     base_url: str
     token: str
     pid: int | None = None        # local: the control server's process

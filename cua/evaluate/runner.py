@@ -33,6 +33,7 @@ from cua.collect.progress import EpisodeProgress
 from cua.collect.standby import WorkerDesktop
 from cua.collect.store import RunStore, package_versions, write_atomic
 from cua.desktop.ops import Op, Upload
+from cua.desktop.registry import BackendName
 from cua.evaluate.osworld import harness as osworld_harness
 from cua.evaluate.osworld import scorer_env
 from cua.evaluate.osworld.listing import listed_task_files
@@ -63,7 +64,7 @@ class EvalRecipe(AgentSettings):
     standby: bool = False                          # a second desktop per worker, set up for its
                                                    # next task while it runs this one
     runs: int = Field(1, ge=1)                     # >1: run k in `out`/run-k, mean ± std reported
-    backend: str = "local"
+    backend: BackendName = "local"
     test_list: Path | None = None                  # OSWorld's test_all.json …: `tasks` is examples/
     cache: Path = OSWORLD_CACHE                    # OSWorld's downloads, fetched once
     allow_host_commands: bool = False              # local backend: run OSWorld's task commands here

@@ -48,6 +48,12 @@ def engine_command(engine: str) -> str:
     return found
 
 
+def check_model_dir(model: Path) -> None:
+    """Raise ServeError unless `model` is a local model dir: nothing downloads at run time."""
+    if not (model / "config.json").is_file():
+        raise ServeError(f"{model} is not a model dir (no config.json)")
+
+
 def transformers_args(config: ServeConfig, port: int) -> list[str]:
     """`transformers serve` on the CPU; requests name the model by its path."""
     return ["serve", str(config.model), "--host", config.host, "--port", str(port),
@@ -117,6 +123,7 @@ class ModelServer:
 
     def start(self) -> ModelServer:
         command = [engine_command(self.config.engine), *self.args]
+        check_model_dir(self.config.model)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
