@@ -104,7 +104,8 @@ def validate_recipe(kind: type[R], data: dict[str, Any], overrides: list[str] = 
     try:
         return kind.model_validate(apply_overrides(data, list(overrides)))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'recipe'}: {_message(e['msg'])}"
+        problems = "; ".join(": ".join(filter(None, (".".join(map(str, e["loc"])),
+                                                     _message(e["msg"]))))
                              for e in exc.errors())
         raise ValueError(f"{source}: {problems}") from None
 

@@ -251,3 +251,13 @@ def test_bench_expand_prints_its_figures_as_json(calc_run, tmp_path):
     assert 0 < figures["dataset_over_screenshots"] and figures["unique_screenshots"] >= 1
     table = RUNNER.invoke(app, ["bench", "expand", str(calc_run.root), "--repeat", "1"])
     assert table.exit_code == 0 and "samples/s" in table.stdout, table.output
+
+
+def test_an_unknown_format_or_option_is_refused_when_the_options_are_read():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="unknown agent format 'uitars-9'"):
+        ExpandConfig(format="uitars-9")
+    with pytest.raises(ValidationError, match="format_options: .*colour"):
+        ExpandConfig(format_options={"colour": 1})
+    assert ExpandConfig(format_options={"history_n": 3}).format == "uitars-1.5"

@@ -152,12 +152,18 @@ class _ShardWriter:
         """Write the buffered rows as the next shard (the last call writes one, even empty)."""
         if not self.rows and not (final and self.shards == 0):
             return
-        from datasets import Dataset
+        import datasets
 
         self.folder.mkdir(parents=True, exist_ok=True)
         columns = {name: [row[name] for row in self.rows] for name in self.features}
-        Dataset.from_dict(columns, features=self.features).to_parquet(
-            str(self.folder / f"{self.prefix}-{self.shards:05d}.parquet"))
+        shown = not datasets.are_progress_bars_disabled()  # a bar per shard: noise in a CLI
+        datasets.disable_progress_bars()
+        try:
+            datasets.Dataset.from_dict(columns, features=self.features).to_parquet(
+                str(self.folder / f"{self.prefix}-{self.shards:05d}.parquet"))
+        finally:
+            if shown:
+                datasets.enable_progress_bars()
         self.rows, self.used, self.shards = [], 0, self.shards + 1
 
 

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cua.collect.store import DATA_URL
 from cua.formats import AgentFormat, Context, Message, Step, get_format
@@ -47,6 +47,14 @@ class ExpandConfig(BaseModel):
     format_options: dict[str, Any] = {}  # history_n, min_pixels, ... (a model dir's bounds win)
     max_tokens: int | None = Field(16384, ge=1)  # per-sample budget: older screenshots go first
     filters: Filters = Filters()
+
+    @model_validator(mode="after")
+    def _format_builds(self) -> ExpandConfig:
+        try:
+            get_format(self.format, **self.format_options)
+        except TypeError as exc:  # an option the format does not have
+            raise ValueError(f"format_options: {exc}") from None
+        return self
 
 
 @dataclasses.dataclass(frozen=True)
