@@ -585,8 +585,8 @@ def serve_cmd(
     host: str = typer.Option("127.0.0.1", help="0.0.0.0 to serve other hosts"),
     port: int | None = typer.Option(None, help="default: a free port"),
     max_tokens: int = typer.Option(1000, min=1, help="the longest reply (vllm: model length)"),
-    tensor_parallel: int | None = typer.Option(None, min=1, help="vllm: GPUs (default: those present, "
-                                               "fitted to the model's heads)"),
+    tensor_parallel: int | None = typer.Option(None, min=1, help="vllm: GPUs (default: those "
+                                               "present, fitted to the model's heads)"),
     log: Path = typer.Option(Path("serve.log"), help="the engine's log"),
     print_command: bool = typer.Option(False, help="print the engine's command line and exit"),
 ) -> None:

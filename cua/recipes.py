@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cua.formats import get_format
+from cua.formats import check_format
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -75,10 +75,7 @@ class AgentSettings(Strict):
 
     @model_validator(mode="after")
     def _format_builds(self) -> AgentSettings:
-        try:
-            get_format(self.agent_format, **self.agent_format_options)
-        except TypeError as exc:  # an option the format does not have
-            raise ValueError(f"agent_format_options: {exc}") from None
+        check_format(self.agent_format, self.agent_format_options, "agent_format_options")
         return self
 
 

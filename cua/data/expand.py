@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cua.collect.store import DATA_URL
-from cua.formats import AgentFormat, Context, Message, Step, get_format
+from cua.formats import AgentFormat, Context, Message, Step, check_format, get_format
 from cua.records import EpisodeRecord
 
 TextCounter = Callable[[str], int]
@@ -50,10 +50,7 @@ class ExpandConfig(BaseModel):
 
     @model_validator(mode="after")
     def _format_builds(self) -> ExpandConfig:
-        try:
-            get_format(self.format, **self.format_options)
-        except TypeError as exc:  # an option the format does not have
-            raise ValueError(f"format_options: {exc}") from None
+        check_format(self.format, self.format_options, "format_options")
         return self
 
 

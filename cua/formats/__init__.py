@@ -23,7 +23,7 @@ FORMATS: dict[str, str] = {
 }
 
 __all__ = ["FORMATS", "AgentFormat", "Context", "LoopPolicy", "Message", "ParseError", "Parsed",
-           "Step", "format_class", "get_format", "model_bounds"]
+           "Step", "check_format", "format_class", "get_format", "model_bounds"]
 
 
 def format_class(name: str) -> type[AgentFormat]:
@@ -36,6 +36,15 @@ def format_class(name: str) -> type[AgentFormat]:
 def get_format(name: str, **options: Any) -> AgentFormat:
     """Build the format called ``name`` with options (min_pixels, max_pixels, history_n, ...)."""
     return format_class(name)(**options)
+
+
+def check_format(name: str, options: dict[str, Any], field: str) -> None:
+    """For a recipe's validator: a ValueError unless the format builds with `options` (read
+    from `field`)."""
+    try:
+        get_format(name, **options)
+    except TypeError as exc:  # an option the format does not have
+        raise ValueError(f"{field}: {exc}") from None
 
 
 def model_bounds(name: str, model: Path) -> dict[str, Any]:
