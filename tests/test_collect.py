@@ -14,7 +14,7 @@ import pytest
 
 from cua.collect.driver import collect, goal_units, new_run
 from cua.collect.recipe import CollectRecipe
-from cua.collect.store import RunStore, new_run_folder
+from cua.collect.store import RunStore, new_run_folder, write_atomic
 from cua.collect.worker import EpisodeUnit, Worker
 from cua.desktop import procs, registry
 from tests.conftest import require_desktop_tools
@@ -146,6 +146,16 @@ def test_dead_endpoint_and_killed_app_are_recorded(tmp_path):
 def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
     folders = [new_run_folder(tmp_path / "runs", "r") for _ in range(3)]
     assert len(set(folders)) == 3 and all(f.is_dir() and not any(f.iterdir()) for f in folders)
+
+
+def test_a_file_that_cannot_be_written_is_named_in_the_error(tmp_path):
+    target = tmp_path / "report.html"
+    target.mkdir()  # a folder where the file should go
+    with pytest.raises(OSError, match="report.html") as raised:
+        write_atomic(target, b"x")
+    assert ".report.html." not in str(raised.value) and os.listdir(target) == []
+    with pytest.raises(OSError, match=r"'/proc/report.html'"):  # the temp file's folder refuses
+        write_atomic(Path("/proc/report.html"), b"x")
 
 
 def test_sigkilled_collector_resumes_each_episode_once(tmp_path):

@@ -21,13 +21,17 @@ SCREEN_URL = "screen://"
 def write_atomic(path: Path, data: bytes) -> None:
     """Write via a temp file in the same folder and rename: readers never see a torn file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    temp = None
     try:
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(handle, "wb") as out:
             out.write(data)
         os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if temp:
+            Path(temp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno:  # name the file asked for, not the temp
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
 
 
