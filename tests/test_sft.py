@@ -122,6 +122,18 @@ def test_tiny_model_trains_resumes_and_serves(dataset, tiny_model, tmp_path):
     assert isinstance(reply.choices[0].message.content, str)
 
 
+def test_a_run_whose_filters_keep_nothing_is_refused_with_the_reasons(dataset, tiny_model,
+                                                                      tmp_path):
+    run = read_manifest(dataset).run
+    result = sft(f"run={run}", f"model={tiny_model}", f"output_dir={tmp_path / 'sft'}",
+                 "expand.filters.outcomes=[infeasible]")
+    assert result.exit_code == 1 and "holds no samples to train on" in result.output
+    assert "× outcome success" in result.output and not (tmp_path / "sft" / "model").exists()
+    missing = sft("run=/nonexistent/run-*", f"model={tmp_path / 'tiny'}")
+    assert missing.exit_code == 1 and "no run matches" in missing.output
+    assert not (tmp_path / "tiny").exists()  # refused before a tiny model was built
+
+
 def test_lora_with_a_frozen_vision_tower_merges_into_a_full_model(dataset, tiny_model, tmp_path):
     from safetensors.torch import load_file
 

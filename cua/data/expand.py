@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cua.collect.store import DATA_URL
 from cua.formats import AgentFormat, Context, Message, Step, check_format, get_format
-from cua.records import EpisodeRecord
+from cua.records import EpisodeRecord, Outcome
 
 TextCounter = Callable[[str], int]
 MESSAGE_OVERHEAD = 5  # <|im_start|>, the role, "\n", <|im_end|>, "\n"
@@ -31,7 +31,7 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    outcomes: list[str] = ["success"]  # verified success by default
+    outcomes: list[Outcome] = ["success"]  # verified success by default
     judged: bool = True                # the precondition judge accepted the task
     max_steps: int | None = Field(None, ge=1)
     apps: list[str] = []               # app families (calc, impress, writer); empty: all

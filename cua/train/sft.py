@@ -104,19 +104,25 @@ def prepare_model_dir(recipe: SFTRecipe) -> Path:
 
 def prepare_dataset(recipe: SFTRecipe, model: Path) -> Path:
     """The recipe's dataset, or its run expanded (once) into ``OUTPUT/dataset``."""
-    if recipe.dataset is not None:
-        return recipe.dataset
-    from accelerate import PartialState
-
-    from cua.collect.store import RunStore
     from cua.data.dataset import build_dataset, read_manifest
 
-    run, out = newest_run(recipe.run), recipe.output_dir / "dataset"
-    with PartialState().main_process_first():
-        if not (out / "expand.json").exists():
-            build_dataset(RunStore(run), out, recipe.expand, model)
-        elif Path(read_manifest(out).run) != run:
-            raise FileExistsError(f"{out} holds a dataset of another run")
+    out = recipe.dataset
+    if out is None:
+        from accelerate import PartialState
+
+        from cua.collect.store import RunStore
+
+        run, out = newest_run(recipe.run), recipe.output_dir / "dataset"
+        with PartialState().main_process_first():
+            if not (out / "expand.json").exists():
+                build_dataset(RunStore(run), out, recipe.expand, model)
+            elif Path(read_manifest(out).run) != run:
+                raise FileExistsError(f"{out} holds a dataset of another run")
+    stats = read_manifest(out).stats
+    if not stats.samples:
+        left_out = ", ".join(f"{n} × {why}" for why, n in stats.rejected.items()) or "none"
+        raise ValueError(f"{out} holds no samples to train on (trajectories left out: "
+                         f"{left_out})")
     return out
 
 
@@ -201,6 +207,8 @@ def train(recipe: SFTRecipe, echo=print) -> TrainResult:
 
     from cua.data.dataset import load_sft_dataset
 
+    if recipe.dataset is None:
+        newest_run(recipe.run)  # a missing run fails before a tiny model is built
     model_dir = prepare_model_dir(recipe)
     dataset = load_sft_dataset(prepare_dataset(recipe, model_dir))
     args = sft_config(recipe)  # before the model: it sets up ZeRO-3 when launched with it
