@@ -718,6 +718,12 @@ def bench_osworld_cmd(
         _usage(str(exc))
     if not tasks.is_dir() or (test_list is not None and not test_list.is_file()):
         _usage(f"no such folder or test list: {tasks} {test_list or ''}")
+    if test_list is not None:
+        from cua.evaluate.osworld.listing import listed_task_files
+        try:
+            listed_task_files(tasks, test_list, recipe.domains)
+        except ValueError as exc:
+            _usage(str(exc))
     with Progress(TextColumn("[bold]OSWorld tasks"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.description}"), console=err) as progress:
         bar = progress.add_task("", total=None)

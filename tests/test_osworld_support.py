@@ -39,6 +39,22 @@ def test_every_listed_task_loads_with_its_domain():
     assert small and {t.domain for t in small} == {"os"}
 
 
+def test_a_test_list_that_does_not_fit_its_examples_folder_is_refused(tmp_path):
+    examples, test_list = tmp_path / "examples", tmp_path / "test_small.json"
+    (examples / "os").mkdir(parents=True)
+    (examples / "os" / "a1.json").write_text("{}")
+    test_list.write_text(json.dumps({"os": ["a1", "a2"], "chrome": ["c1"]}))
+    assert listed_task_files(examples, test_list, ["os"]) == [
+        examples / "os" / "a1.json", examples / "os" / "a2.json", examples / "chrome" / "c1.json"]
+    with pytest.raises(ValueError, match="has no domain gimp, vlc .its domains: os, chrome"):
+        listed_task_files(examples, test_list, ["vlc", "os", "gimp"])
+    with pytest.raises(ValueError, match="holds none of the tasks test_small.json lists"):
+        listed_task_files(tmp_path, test_list)
+    test_list.write_text("os: [a1]")
+    with pytest.raises(ValueError, match="test_small.json: not a test list"):
+        listed_task_files(examples, test_list)
+
+
 def dry_run_of(test_list: str = "test_all.json", **options):
     shared_tasks(test_list)
     if not scorer_env.installed():

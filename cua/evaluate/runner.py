@@ -115,8 +115,8 @@ def problems(task: TaskConfig, recipe: EvalRecipe) -> list[str]:
 
 
 def _task_paths(recipe: EvalRecipe) -> list[Path]:
-    return (listed_task_files(recipe.tasks[0], recipe.test_list) if recipe.test_list
-            else recipe.tasks)
+    return (listed_task_files(recipe.tasks[0], recipe.test_list, recipe.domains)
+            if recipe.test_list else recipe.tasks)
 
 
 def dry_run(recipe: EvalRecipe) -> dict[str, Runnable]:
