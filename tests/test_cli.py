@@ -66,7 +66,10 @@ def test_bad_recipe_values_are_refused_at_load(tmp_path):
                               ("agent_format_options.colour=1", "agent_format_options"),
                               ("model.name=m", "needs a base_url"),
                               ("envs=[nosuchenv]", "cannot read env spec nosuchenv"),
-                              ("backend=vm", "backend: input should be 'local' or 'docker'")):
+                              ("backend=vm", "backend: input should be 'local' or 'docker'"),
+                              (f"content={{folder: {tmp_path / 'none'}}}", "does not exist"),
+                              (f"content={{files: [{tmp_path / 'a.xlsx'}]}}",
+                               f"no such content file: {tmp_path / 'a.xlsx'}")):
         result = cua("collect", "--recipe", str(recipe), "--set", override, check=False)
         assert result.returncode == 2 and message in result.stderr, (override, result.stderr)
         assert "Traceback" not in result.stderr

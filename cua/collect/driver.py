@@ -11,7 +11,7 @@ from rich.console import Console
 from cua.collect.agents import RoleFactory
 from cua.collect.pool import run_pool
 from cua.collect.progress import EpisodeProgress
-from cua.collect.recipe import CollectRecipe
+from cua.collect.recipe import CollectRecipe, ContentSource
 from cua.collect.store import RunStore, new_run_folder, package_versions
 from cua.collect.worker import EpisodeUnit, GoalUnit, Worker
 from cua.content.check import ContentError, check_content
@@ -22,7 +22,9 @@ from cua.records import OUTCOMES, ContentRef, EpisodeRecord, GoalRecord, RunMani
 # -- planning -------------------------------------------------------------------------------------
 
 def new_run(recipe: CollectRecipe) -> RunStore:
-    """Create the run folder: content copied in and checked, envs resolved, manifest written."""
+    """Create the run folder: content copied in and checked, envs resolved, manifest written.
+    Content that is not there is a ValueError before anything is made."""
+    _check_sources_exist(recipe.content)
     store = RunStore(new_run_folder(recipe.out.expanduser(), recipe.name))
     folder = store.root / "content"
     folder.mkdir()
@@ -44,6 +46,14 @@ def new_run(recipe: CollectRecipe) -> RunStore:
     return store
 
 
+def _check_sources_exist(source: ContentSource) -> None:
+    if source.folder and not source.folder.expanduser().is_dir():
+        raise ValueError(f"content folder {source.folder.expanduser()} does not exist")
+    missing = [str(p) for p in source.files if not p.expanduser().is_file()]
+    if missing:
+        raise ValueError(f"no such content file: {', '.join(missing)}")
+
+
 def _content_sources(recipe: CollectRecipe, folder: Path) -> list[Path]:
     source = recipe.content
     if source.generate:
@@ -56,8 +66,6 @@ def _content_sources(recipe: CollectRecipe, folder: Path) -> list[Path]:
         return made
     if source.folder:
         root = source.folder.expanduser()
-        if not root.is_dir():
-            raise ValueError(f"content folder {root} does not exist")
         return sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
     return [p.expanduser() for p in source.files]
 
