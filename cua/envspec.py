@@ -111,7 +111,10 @@ def load_env(path: str | Path) -> EnvSpec:
     """Load and validate an env spec from YAML; a bare name (`calc`) is one of
     the specs shipped in `cua/envs/`."""
     path = Path(path)
-    if not path.exists() and path.suffix == "" and (ENVS_DIR / f"{path}.yaml").exists():
+    if not path.exists() and path.suffix == "":
+        if not (ENVS_DIR / f"{path}.yaml").exists():
+            known = ", ".join(sorted(p.stem for p in ENVS_DIR.glob("*.yaml")))
+            raise ValueError(f"unknown env {str(path)!r}: neither a spec YAML nor one of {known}")
         path = ENVS_DIR / f"{path}.yaml"
     try:
         data = yaml.safe_load(path.read_text())

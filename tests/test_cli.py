@@ -65,7 +65,7 @@ def test_bad_recipe_values_are_refused_at_load(tmp_path):
     for override, message in (("agent_format_options.history_n=0", "invalid uitars-1.5 options"),
                               ("agent_format_options.colour=1", "agent_format_options"),
                               ("model.name=m", "needs a base_url"),
-                              ("envs=[nosuchenv]", "cannot read env spec nosuchenv"),
+                              ("envs=[nosuchenv]", "unknown env 'nosuchenv'"),
                               ("backend=vm", "backend: input should be 'local' or 'docker'"),
                               (f"content={{folder: {tmp_path / 'none'}}}", "does not exist"),
                               (f"content={{files: [{tmp_path / 'a.xlsx'}]}}",

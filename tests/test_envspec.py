@@ -25,3 +25,6 @@ def test_bad_specs_are_refused_at_load(tmp_path: Path):
     broken.write_text("name: [unclosed")
     with pytest.raises(ValueError, match="cannot read env spec"):
         load_env(broken)
+    with pytest.raises(ValueError, match="unknown env 'calcc': neither a spec YAML nor one of "
+                       "browser, calc, "):
+        load_env("calcc")
