@@ -102,7 +102,7 @@ def desktop_up(
         _usage(f"no such file: {', '.join(missing)}")
     try:
         spec = load_env(env)
-        desktop = registry.backend(backend, **({"owned": False} if backend == "local" else {}))
+        desktop = registry.backend(backend, owned=False)
     except ValueError as exc:
         _usage(str(exc))
     desktop = desktop.start(network=spec.network, sudo=spec.sudo)

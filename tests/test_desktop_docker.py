@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import suppress
 from pathlib import Path
 
 from cua.content.documents import make_workbook
-from cua.desktop import registry
+from cua.desktop import procs, registry
 from cua.desktop.docker import DockerBackend, client
 from cua.envspec import load_env
 from tests.conftest import docker_engine_or_skip, require_desktop_tools
@@ -99,3 +105,37 @@ def test_an_env_that_asks_for_the_network_gets_one():
             f"cua-desktop-{desktop.id}").attrs["HostConfig"]["ReadonlyRootfs"]
     finally:
         desktop.close()
+
+
+def _containers(desktop_id: str) -> list:
+    return client().containers.list(all=True, filters={"label": f"cua.desktop={desktop_id}"})
+
+
+def test_a_desktop_ends_with_its_killed_owner_unless_it_is_unowned():
+    require_desktop_tools()
+    docker_engine_or_skip()
+    owner = subprocess.Popen(  # with a fork of itself that lives on: the desktop is not the fork's
+        [sys.executable, "-c", "from cua.desktop.docker import DockerBackend; import os, time; "
+         "d = DockerBackend().start(); u = DockerBackend(owned=False).start(); "
+         "fork = os.fork(); fork or time.sleep(600); print(d.id, u.id, fork, flush=True); "
+         "time.sleep(600)"], stdout=subprocess.PIPE, text=True)
+    fork = unowned = None
+    try:
+        desktop_id, unowned, fork = owner.stdout.readline().split()
+        root = Path(registry.load(desktop_id).root)
+        assert root.exists() and _containers(desktop_id) and _containers(unowned)
+        owner.kill()  # no clean-up of its own: SIGKILL
+        deadline = time.monotonic() + 30
+        while _containers(desktop_id) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _containers(desktop_id) == [] and not root.exists()
+        assert desktop_id not in {r.id for r in registry.records()}
+        assert procs.alive(int(fork)) and _containers(unowned)  # `cua desktop up`'s kind stays
+    finally:
+        owner.kill()
+        if fork:
+            with suppress(ProcessLookupError):
+                os.kill(int(fork), signal.SIGKILL)
+        if unowned:
+            DockerBackend(owned=False).stop(unowned)
+    assert _containers(unowned) == []

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cua.desktop import registry
 from cua.desktop.client import UNIX, Desktop, DesktopError
+from cua.desktop.reaper import REAPER
 from cua.desktop.waiting import WaitTimeout, wait_until
 
 try:
@@ -69,9 +70,12 @@ class DockerBackend:
     name = "docker"
 
     def __init__(self, image: str = "cua/desktop:dev", mem_limit: str = "2g", cpus: float = 1.0,
-                 start_timeout_s: float = 60):
+                 start_timeout_s: float = 60, owned: bool = True):
+        """`owned` desktops are removed when this process ends, however it ends (see
+        `cua.desktop.reaper`); `cua desktop up` starts unowned ones, which live until `cua
+        desktop down`."""
         self.image, self.mem_limit, self.cpus = image, mem_limit, cpus
-        self.start_timeout_s = start_timeout_s
+        self.start_timeout_s, self.owned = start_timeout_s, owned
 
     def start(self, network: bool = False, sudo: bool = False) -> Desktop:
         """A new desktop container; `network` gives its apps the engine's default network,
@@ -105,6 +109,8 @@ class DockerBackend:
                                             base_url=f"{UNIX}{shared / 'control.sock'}",
                                             token=token, root=str(root), container=container.id)
             registry.save(record)
+            if self.owned:
+                REAPER.watch(desktop_id)
             desktop = Desktop(desktop_id, record.base_url, token, backend=self, network=network,
                               sudo=sudo)
             self._wait_healthy(desktop, container)
@@ -116,6 +122,7 @@ class DockerBackend:
                 pass  # the error being raised says more than a failed clean-up
             shutil.rmtree(root, ignore_errors=True)
             registry.forget(desktop_id)
+            REAPER.release(desktop_id)
             if isinstance(exc, DesktopError) and logs:
                 raise DesktopError("backend", f"{exc}; the container's log:\n{logs}") from None
             raise
@@ -133,6 +140,7 @@ class DockerBackend:
         if record.root:
             shutil.rmtree(record.root, ignore_errors=True)
         registry.forget(desktop_id)
+        REAPER.release(desktop_id)
 
     def _wait_healthy(self, desktop: Desktop, container) -> None:
         """Wait until the server answers; fail early if the container exits."""
