@@ -4,6 +4,9 @@ a recipe's `serve` block, which starts the model's server for the run and always
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -111,3 +114,30 @@ def test_a_folder_without_a_model_is_refused_before_the_engine_starts(tmp_path):
     with pytest.raises(serve.ServeError, match="is not a model dir"):
         server.start()
     assert server.proc is None and not (tmp_path / "log").exists()
+
+
+def test_a_server_ends_with_its_killed_owner(tmp_path):
+    pytest.importorskip("transformers", reason="needs the train extra (pip install -e '.[train]')")
+    from cua.desktop import procs
+    from cua.train.tinymodel import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny")
+    owner = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from cua.recipes import ServeConfig; from cua.train.serve import ModelServer; "
+         "s = ModelServer(ServeConfig(model=Path(sys.argv[1])), Path(sys.argv[2])).start(); "
+         "print(s.proc.pid, s.base_url, flush=True); time.sleep(600)",
+         str(model), str(tmp_path / "serve.log")], stdout=subprocess.PIPE, text=True)
+    try:
+        pid, base_url = owner.stdout.readline().split()
+        health = base_url.removesuffix("/v1") + "/health"
+        assert httpx.get(health, timeout=10).status_code == 200
+        owner.kill()  # SIGKILL: no clean-up of its own
+        deadline = time.monotonic() + 30
+        while procs.alive(int(pid)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not procs.alive(int(pid))
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(health, timeout=2)
+    finally:
+        owner.kill()

@@ -32,6 +32,9 @@ SAMPLE_BUDGET = ExpandConfig.model_fields["max_tokens"].default
 R = TypeVar("R", bound=BaseModel)
 
 
+DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
+
+
 class ServeError(RuntimeError):
     """The engine is missing, or its server did not come up (the message holds its log's end)."""
 
@@ -122,7 +125,9 @@ class ModelServer:
         return shlex.join([TOOLS[self.config.engine], *self.args])
 
     def start(self) -> ModelServer:
-        command = [engine_command(self.config.engine), *self.args]
+        """Start the engine and wait until it answers. It gets SIGTERM when the thread that
+        started it ends (util-linux's `setpriv --pdeathsig`): a killed run leaves no server."""
+        command = [*DIE_WITH_PARENT, engine_command(self.config.engine), *self.args]
         check_model_dir(self.config.model)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
