@@ -210,6 +210,25 @@ def test_filters_keep_only_what_they_name(calc_run, tmp_path):
                                       if len(e.steps) == shortest and e.outcome != "error")
 
 
+def test_a_build_cut_short_leaves_no_half_dataset(calc_run, tmp_path, monkeypatch):
+    from cua.data import dataset
+
+    out = tmp_path / "ds"
+    remains = tmp_path / ".ds.partial-0000"  # what a killed build left
+    (remains / "data").mkdir(parents=True)
+
+    def interrupted(data):
+        raise KeyboardInterrupt
+    with monkeypatch.context() as patched:
+        patched.setattr(dataset, "encode_image", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            build_dataset(calc_run, out, ExpandConfig())
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nor the remains it found
+    manifest = build_dataset(calc_run, out, ExpandConfig())
+    assert manifest.stats.samples > 0 and read_manifest(out).stats == manifest.stats
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
 def test_first_difference_is_a_json_path():
     a = [{"role": "user", "content": [{"type": "text", "text": "x"}]}]
     b = [{"role": "user", "content": [{"type": "text", "text": "y"}]}]

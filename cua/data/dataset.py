@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
+import shutil
 import statistics
 import time
 from collections import Counter
@@ -180,9 +182,29 @@ def kept_episodes(store: RunStore, config: ExpandConfig) -> tuple[list[EpisodeRe
 
 def build_dataset(store: RunStore, out: Path, config: ExpandConfig,
                   model: Path | None = None) -> DatasetManifest:
-    """Expand every kept trajectory of ``store`` into the dataset folder ``out`` (new)."""
+    """Expand every kept trajectory of ``store`` into the dataset folder ``out`` (new). It is
+    built in a hidden folder beside ``out`` and renamed into place when complete: a killed build
+    leaves no half dataset, and the next build removes what it left."""
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for remains in out.parent.glob(f".{out.name}.partial-*"):
+        shutil.rmtree(remains, ignore_errors=True)
+    partial = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
+    partial.mkdir()  # as `out` would be made (mkdtemp's is private)
+    try:
+        manifest = _build(store, partial, config, model)
+        if out.exists():
+            out.rmdir()  # empty, as checked above
+        partial.rename(out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _build(store: RunStore, out: Path, config: ExpandConfig,
+           model: Path | None) -> DatasetManifest:
     fmt, count_text = student_format(config, model), text_counter(model)
     sample_features, image_features = _features()
     samples = _ShardWriter(out / "data", "train", sample_features, SAMPLES_PER_SHARD)
