@@ -147,6 +147,25 @@ def test_a_request_past_its_timeout_stops_the_worker(stub_vm, tmp_path, monkeypa
     assert list(temp.iterdir()) == []  # the killed worker left nothing behind
 
 
+def test_a_killed_owners_worker_exits_and_leaves_nothing(tmp_path):
+    scorer_venv_or_skip()
+    owner = subprocess.Popen(
+        [sys.executable, "-c", "import time; from cua.evaluate.osworld.scorer import Scorer; "
+         "s = Scorer().__enter__(); print(s.proc.pid, s.temp, flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp_path)})
+    try:
+        pid, temp = owner.stdout.readline().split()
+        assert Path(temp).parent == tmp_path and any(Path(temp).iterdir())  # its imports' files
+        owner.kill()  # no close(): the worker sees the end of its input
+        deadline = time.monotonic() + 20
+        while (Path(f"/proc/{pid}").exists() or list(tmp_path.iterdir())) \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not Path(f"/proc/{pid}").exists() and list(tmp_path.iterdir()) == []
+    finally:
+        owner.kill()
+
+
 def install_scorer(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cua", "eval", "install-scorer", *args],
                           capture_output=True, text=True, timeout=600)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any, Literal, Self
 
 from cua.evaluate.osworld import scorer_env
+from cua.evaluate.osworld.worker import TEMP_VAR
 from cua.records import EvalResult, MetricResult
 
 START_TIMEOUT_S = 180.0  # the worker's first answer: desktop-env imports torch, librosa, …
@@ -129,7 +130,8 @@ class Scorer:
         self.temp = tempfile.mkdtemp(prefix="cua-scorer-worker-")  # what its imports leave
         self.proc = subprocess.Popen(scorer_env.worker_command(python), text=True, bufsize=1,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.log, env={**os.environ, "TMPDIR": self.temp})
+                                     stderr=self.log,
+                                     env={**os.environ, "TMPDIR": self.temp, TEMP_VAR: self.temp})
         threading.Thread(target=_pump, args=(self.proc.stdout, self.replies), daemon=True,
                          name="scorer-replies").start()
         reply = self._send({"op": "ping"}, START_TIMEOUT_S)

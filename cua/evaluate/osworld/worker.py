@@ -16,6 +16,7 @@ Any failure is {"ok": false, "error": "..."} (the traceback goes to stderr); the
 import json
 import logging
 import os
+import shutil
 import sys
 import traceback
 from importlib import metadata
@@ -23,6 +24,7 @@ from types import SimpleNamespace
 
 # For `sudo -S` in task steps: the desktop user's password (docker/Dockerfile), as on OSWorld's VM.
 CLIENT_PASSWORD = "password"
+TEMP_VAR = "CUA_SCORER_TEMP"  # a folder made for this worker (its TMPDIR), removed when it exits
 
 
 def _private_replies():
@@ -163,6 +165,14 @@ OPS = {"ping": ping, "setup": setup, "evaluate": evaluate}
 def main():
     replies = _private_replies()
     _neutralise_imports()
+    try:
+        _serve(replies)
+    finally:  # the folder made for this worker alone: gone with it, also if its owner died first
+        if os.environ.get(TEMP_VAR):
+            shutil.rmtree(os.environ[TEMP_VAR], ignore_errors=True)
+
+
+def _serve(replies) -> None:
     for line in sys.stdin:
         if not line.strip():
             continue
