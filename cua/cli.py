@@ -1,5 +1,6 @@
 """The `cua` command line. Results go to stdout (a table, or JSON with `--json`), progress and
-errors to stderr; exit codes: 0 done, 1 some items errored, 2 usage (a bad flag or recipe)."""
+errors to stderr; exit codes: 0 done, 1 some items errored, 2 usage (a bad flag or recipe),
+130 interrupted."""
 
 from __future__ import annotations
 
@@ -51,6 +52,11 @@ def main() -> None:
             raise
         err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
         sys.exit(1)
+
+
+def _interrupted(what_now: str) -> NoReturn:
+    err.print(f"[yellow]interrupted[/yellow]: {what_now}", highlight=False, soft_wrap=True)
+    raise typer.Exit(130)
 
 
 def _usage(message: str) -> NoReturn:
@@ -232,6 +238,9 @@ def collect_cmd(
             counts = collect(store, served, err)
     except ServeError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        _interrupted(f"the episodes done are kept; `cua collect --resume {store.root}` "
+                     "finishes the plan")
     report = write_report(store)
     goal_errors = [g.error for g in store.goals().values()
                    if g.error and (g.call is None or g.call.error)]
@@ -447,6 +456,8 @@ def eval_cmd(
             stores, rows = run_evals(spec, chosen, err)
     except ServeError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        _interrupted("the tasks done are kept; the same command again runs the others")
     runs = f", {spec.runs} runs" if spec.runs > 1 else ""
     table = Table(title=f"cua eval: {spec.model.name} ({spec.agent_format}{runs})")
     table.add_column("domain", no_wrap=True)

@@ -180,6 +180,17 @@ def test_sigkilled_collector_resumes_each_episode_once(tmp_path):
         time.sleep(0.2)
     assert desktops and not any(procs.alive(d.pid) for d in desktops)  # the servers
     assert not any(procs.marked_pids(d.id) for d in desktops)  # X servers and apps too
+    interrupted = subprocess.Popen(  # Ctrl+C once one more episode is done
+        [*command, "--resume", str(run_dir)], stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # not inherited ignored
+    deadline = time.monotonic() + 240
+    while len(list((run_dir / "episodes").glob("*.json"))) <= len(before):
+        assert interrupted.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    interrupted.send_signal(signal.SIGINT)
+    _, said = interrupted.communicate(timeout=120)
+    assert interrupted.returncode == 130 and f"`cua collect --resume {run_dir}` finishes" in said
+    assert not {d.id for d in registry.records()} - {d.id for d in desktops}  # all closed
     done = subprocess.run([*command, "--resume", str(run_dir)], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
