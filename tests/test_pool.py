@@ -65,3 +65,33 @@ def test_a_failing_result_handler_ends_the_pool():
 
     with pytest.raises(OSError, match="disk full"):
         run_pool(Worker, list(range(20)), 2, Worker.work, keep)
+
+
+@pytest.mark.timeout(30)
+def test_ctrl_c_ends_the_running_units_by_closing_their_workers():
+    class Slow(Worker):
+        def __init__(self):
+            self.stopped, self.saw_close = threading.Event(), []
+
+        def work(self, unit, upcoming):
+            if unit == 0:  # a long episode: it ends when its desktop is closed under it
+                self.saw_close.append(self.stopped.wait(20))
+                raise RuntimeError("desktop gone")
+            return unit
+
+        def close(self):
+            self.stopped.set()
+            super().close()
+
+    made = []
+
+    def make():
+        made.append(Slow())
+        return made[-1]
+
+    def interrupt(result):
+        raise KeyboardInterrupt  # Ctrl+C while a result is handled
+
+    with pytest.raises(KeyboardInterrupt):
+        run_pool(make, [0, 1, 2, 3], 2, Slow.work, interrupt)
+    assert [w.saw_close for w in made if w.saw_close] == [[True]]  # not its 20 s wait

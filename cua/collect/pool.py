@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 _DONE = object()
+INTERRUPTED_JOIN_S = 30.0  # after Ctrl+C, how long a unit may take to end once its desktop stops
 
 
 def run_pool(make_worker: Callable[[], Any], units: list, workers: int,
@@ -17,7 +18,8 @@ def run_pool(make_worker: Callable[[], Any], units: list, workers: int,
     worker once (closed with `worker.close()` at the end); `upcoming` is the unit the same worker
     runs next (None after its last), which it may get ready for meanwhile. `on_result` runs in
     the calling thread. An exception in building a worker, in `work` or in `on_result` stops
-    the units not started and is raised here once the running ones end."""
+    the units not started and is raised here once the running ones end; Ctrl+C
+    (KeyboardInterrupt) ends the running ones too, by closing their workers under them."""
     if not units:
         return
     pending, lock, stop = deque(units), threading.Lock(), threading.Event()
@@ -48,7 +50,7 @@ def run_pool(make_worker: Callable[[], Any], units: list, workers: int,
                for i in range(min(workers, len(units)))]
     for thread in threads:
         thread.start()
-    failure, running = None, len(threads)
+    failure, running, interrupted = None, len(threads), False
     try:
         while running:
             ok, value = results.get()
@@ -59,14 +61,24 @@ def run_pool(make_worker: Callable[[], Any], units: list, workers: int,
             elif failure is None:
                 try:
                     on_result(value)
-                except BaseException as exc:
+                except Exception as exc:
                     stop.set()
                     failure = exc
+    except KeyboardInterrupt:  # the running units' results would be dropped: end them now
+        interrupted = True
+        raise
     finally:
         stop.set()
+        if interrupted:  # their desktops stop under them, so they end at once
+            _close(made)
         for thread in threads:
-            thread.join()
-        for worker in made:
-            worker.close()
+            thread.join(timeout=INTERRUPTED_JOIN_S if interrupted else None)
+        if not interrupted:
+            _close(made)
     if failure is not None:
         raise failure
+
+
+def _close(workers: list) -> None:
+    for worker in workers:
+        worker.close()
