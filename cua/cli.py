@@ -375,6 +375,9 @@ def sft_cmd(
         result = train(spec, echo)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        _interrupted(f"`--set resume=true` goes on from the last checkpoint in {spec.output_dir} "
+                     f"(one every {spec.save_steps} steps)")
     table = Table("figure", "value", title=f"cua sft: {spec.name}")
     table.add_row("steps", f"{result.steps} in {result.seconds:.1f} s")
     table.add_row("tokens/s", f"{result.tokens_per_s:.0f}")
