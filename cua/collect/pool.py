@@ -6,6 +6,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 _DONE = object()
@@ -70,7 +71,7 @@ def run_pool(make_worker: Callable[[], Any], units: list, workers: int,
     finally:
         stop.set()
         if interrupted:  # their desktops stop under them, so they end at once
-            _close(made)
+            _close(made, quietly=True)  # what fails to close goes with this process
         for thread in threads:
             thread.join(timeout=INTERRUPTED_JOIN_S if interrupted else None)
         if not interrupted:
@@ -79,6 +80,10 @@ def run_pool(make_worker: Callable[[], Any], units: list, workers: int,
         raise failure
 
 
-def _close(workers: list) -> None:
+def _close(workers: list, quietly: bool = False) -> None:
     for worker in workers:
-        worker.close()
+        if quietly:
+            with suppress(Exception):
+                worker.close()
+        else:
+            worker.close()
