@@ -224,6 +224,9 @@ def collect_cmd(
             spec = validate_recipe(CollectRecipe, store.manifest().recipe, overrides, str(resume))
         else:
             spec = load_recipe(recipe, overrides, kind=CollectRecipe)
+            if spec.ray is not None:
+                from cua.collect.cluster import check_address
+                check_address(spec.ray.address)
             store = new_run(spec)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         _usage(str(exc))

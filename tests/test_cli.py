@@ -69,7 +69,10 @@ def test_bad_recipe_values_are_refused_at_load(tmp_path):
                               ("backend=vm", "backend: input should be 'local' or 'docker'"),
                               (f"content={{folder: {tmp_path / 'none'}}}", "does not exist"),
                               (f"content={{files: [{tmp_path / 'a.xlsx'}]}}",
-                               f"no such content file: {tmp_path / 'a.xlsx'}")):
+                               f"no such content file: {tmp_path / 'a.xlsx'}"),
+                              ("ray={address: '127.0.0.1:1'}",  # ray.init would wait minutes
+                               "no Ray cluster answers at 127.0.0.1:1"),
+                              ("ray={address: head}", "expected host:port")):
         result = cua("collect", "--recipe", str(recipe), "--set", override, check=False)
         assert result.returncode == 2 and message in result.stderr, (override, result.stderr)
         assert "Traceback" not in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import sys
 from collections import deque
 from pathlib import Path
@@ -25,6 +26,22 @@ class RayWorker:
         self.worker.close()
 
 
+def check_address(address: str, timeout_s: float = 10.0) -> None:
+    """A ValueError unless something answers at a `host:port` (or `ray://host:port`) cluster
+    address, where `ray.init` would wait for minutes; "auto" and "local" are Ray's to resolve."""
+    if address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"ray.address {address!r}: expected host:port, ray://host:port, auto or "
+                         "local")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ValueError(f"no Ray cluster answers at {address} ({exc.strerror or exc}): start "
+                         "one (`ray start --head`) or give its address") from None
+
+
 def run_on_ray(recipe: CollectRecipe, kind: str, units: list, root: Path, on_result) -> None:
     """Run units on `recipe.workers` Ray actors; results come back to this driver, which
     stores them (the run's content folder must be readable from every node). With `standby`,
@@ -35,6 +52,7 @@ def run_on_ray(recipe: CollectRecipe, kind: str, units: list, root: Path, on_res
     from ray.exceptions import RayActorError
 
     if not ray.is_initialized():
+        check_address(recipe.ray.address)
         address = None if recipe.ray.address == "local" else recipe.ray.address
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     actor = ray.remote(num_cpus=recipe.ray.cpus_per_desktop)(RayWorker)
