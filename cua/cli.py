@@ -54,6 +54,16 @@ def main() -> None:
         sys.exit(1)
 
 
+def _check_endpoints(models: list, what_now: str) -> None:
+    """Fail before any desktop is set up if a model's endpoint would fail every request."""
+    from cua.collect.client import endpoint_problem
+
+    for config in {m.base_url: m for m in models if not m.scripted}.values():
+        problem = endpoint_problem(config)
+        if problem:
+            _fail(f"{problem}; nothing ran: {what_now}")
+
+
 def _interrupted(what_now: str) -> NoReturn:
     err.print(f"[yellow]interrupted[/yellow]: {what_now}", highlight=False, soft_wrap=True)
     raise typer.Exit(130)
@@ -238,6 +248,8 @@ def collect_cmd(
     from cua.train.serve import ServeError, serving
     try:
         with serving(spec, store.root) as served:
+            _check_endpoints([served.role_model(r) for r in ("goal", "judge", "executor")],
+                             f"`cua collect --resume {store.root}` once it does")
             counts = collect(store, served, err)
     except ServeError as exc:
         _fail(str(exc))
@@ -456,6 +468,7 @@ def eval_cmd(
     from cua.train.serve import ServeError, serving
     try:
         with serving(spec, spec.out.expanduser()) as spec:
+            _check_endpoints([spec.model], "the same command once it does")
             where = (spec.results_root() if spec.runs == 1 else
                      f"{spec.out}/run-1 … run-{spec.runs}, each with its {spec.agent_format}/…")
             err.print(f"{len(chosen)} tasks · results in {where}", highlight=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from PIL import Image
 
@@ -90,17 +92,50 @@ def test_desktop_down_names_what_it_cannot_stop():
 
 
 def test_collect_exits_1_when_episodes_error(tmp_path):
-    """A dead endpoint is an error (not a failure): said on stderr, exit 1, results on stdout."""
+    """An endpoint that fails every completion is an error (not a failure): said on stderr, exit
+    1, results on stdout. One where nothing answers stops the run before any desktop starts."""
     require_desktop_tools()
+
+    class Failing(BaseHTTPRequestHandler):
+        def do_GET(self):  # the model list answers: the run starts
+            self._reply(200, b'{"object": "list", "data": []}')
+
+        def do_POST(self):
+            self._reply(500, b'{"error": {"message": "out of memory"}}')
+
+        def _reply(self, status, body):
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"name: r\nout: {tmp_path / 'runs'}\ncontent: {{generate: {{workbooks: 1}}}}"
-                      "\nenvs: [calc]\ntasks_per_content: 1\nworkers: 1\nroles: {executor: "
-                      "{name: m, base_url: 'http://127.0.0.1:9/v1', max_retries: 0}}\n")
-    result = cua("collect", "--recipe", str(recipe), "--json", check=False)
-    assert result.returncode == 1, result.stderr
-    assert json.loads(result.stdout)["outcomes"]["error"] == 1
-    assert "1 episodes and 0 goal proposals errored" in result.stderr
-    assert "APIConnectionError" in result.stderr
+    try:
+        for port in (server.server_port, 9):
+            recipe.write_text(f"name: r\nout: {tmp_path / 'runs'}\ncontent: {{generate: "
+                              "{workbooks: 1}}\nenvs: [calc]\ntasks_per_content: 1\nworkers: 1"
+                              f"\nroles: {{executor: {{name: m, base_url: 'http://127.0.0.1:{port}"
+                              "/v1', max_retries: 0}}\n")
+            result = cua("collect", "--recipe", str(recipe), "--json", check=False)
+            assert result.returncode == 1, result.stderr
+            if port == 9:
+                assert "no model server answers at http://127.0.0.1:9/v1" in result.stderr
+                assert "nothing ran: `cua collect --resume " in result.stdout + result.stderr
+                assert result.stdout == ""
+            else:
+                assert json.loads(result.stdout)["outcomes"]["error"] == 1
+                assert "1 episodes and 0 goal proposals errored" in result.stderr
+                assert "InternalServerError" in result.stderr
+    finally:
+        server.shutdown()
+    dead = max((tmp_path / "runs").iterdir())  # the later run: no episode was started
+    assert not list((dead / "episodes").glob("*.json"))
 
 
 def test_collect_says_when_no_content_is_usable(tmp_path, shared_content):

@@ -218,6 +218,38 @@ def test_osworld_runs_drive_uitars_as_osworlds_reference_run():
     assert EvalRecipe(tasks=[Path("tasks")]).agent_format_options == {}
 
 
+def test_cli_eval_stops_before_any_desktop_when_the_endpoint_cannot_serve(task_set, tmp_path):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from typer.testing import CliRunner
+
+    from cua.cli import app
+
+    class Refusing(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for base_url, said in [("http://127.0.0.1:9/v1", "no model server answers at"),
+                               (f"http://127.0.0.1:{server.server_port}/v1",
+                                "refuses the API key ($OPENAI_API_KEY")]:
+            ran = CliRunner().invoke(app, ["eval", "--tasks", str(task_set), "--model", "m",
+                                           "--base-url", base_url, "--out", str(tmp_path / "r")])
+            assert ran.exit_code == 1 and said in ran.output, ran.output
+            assert "nothing ran: the same command once it does" in ran.output
+            assert not list((tmp_path / "r").rglob("eval.json"))  # no task was set up
+    finally:
+        server.shutdown()
+
+
 def test_cli_makes_runs_and_checks_a_task_set(tmp_path):
     require_desktop_tools()
     from typer.testing import CliRunner

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+import httpx
 import openai
 
 from cua.collect.store import externalize
@@ -63,3 +64,18 @@ class ChatModel:
                 attempts = self.config.max_retries + 1
             return ModelCall(role=role, request=recorded, error=f"{type(exc).__name__}: {exc}",
                              seconds=time.monotonic() - start, attempts=attempts)
+
+
+def endpoint_problem(config: ModelConfig, timeout_s: float = 10.0) -> str | None:
+    """Why a run against `config`'s endpoint would fail every request (None: it answers and
+    takes the key), found with one request before any desktop is set up."""
+    key = os.environ.get(config.api_key_env) or "EMPTY"
+    try:
+        reply = httpx.get(f"{config.base_url.rstrip('/')}/models", timeout=timeout_s,
+                          headers={"Authorization": f"Bearer {key}"})
+    except httpx.HTTPError as exc:
+        return f"no model server answers at {config.base_url} ({type(exc).__name__}: {exc})"
+    if reply.status_code in (401, 403):
+        return (f"{config.base_url} refuses the API key (${config.api_key_env}: "
+                f"{'set' if key != 'EMPTY' else 'not set'}): HTTP {reply.status_code}")
+    return None
