@@ -572,7 +572,10 @@ def eval_make_cmd(
         _usage(f"no such file or folder: {', '.join(missing)}")
     files = sorted(p for c in content for p in ([c] if c.is_file() else c.iterdir())
                    if p.is_file() and not p.name.startswith("."))
-    written, skipped = make_tasks(files, out, family, per_file, seed)
+    try:
+        written, skipped = make_tasks(files, out, family, per_file, seed)
+    except ValueError as exc:
+        _usage(str(exc))
     for source, reason in skipped.items():
         err.print(f"[dim]skipped {source}: {reason}[/dim]", highlight=False)
     console.print(f"{len(written)} tasks in {out}")

@@ -41,6 +41,12 @@ def task_set(tmp_path) -> Path:
     return tmp_path / "tasks"
 
 
+def test_make_refuses_an_unknown_family_before_reading_any_document(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown template families calc.nosuch \(known: "):
+        make_tasks([tmp_path / "not-read.xlsx"], tmp_path / "tasks", ["calc.nosuch"])
+    assert not (tmp_path / "tasks").exists()
+
+
 def test_made_tasks_are_osworld_configs_that_reference_their_documents(task_set):
     tasks, unsupported = load_tasks(task_set)
     assert not unsupported and sorted(t.domain for t in tasks) == ["libreoffice_impress",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from cua.collect.expert import families
+from cua.collect.expert import check_families
 from cua.content.documents import GENERATORS
 from cua.desktop.registry import BackendName
 from cua.envspec import load_env
@@ -72,11 +72,7 @@ class CollectRecipe(AgentSettings):
     @field_validator("families")
     @classmethod
     def _known_families(cls, names: list[str]) -> list[str]:
-        known = families()
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise ValueError(f"unknown template families {', '.join(unknown)} "
-                             f"(known: {', '.join(sorted(known))})")
+        check_families(names)
         return names
 
     @model_validator(mode="after")

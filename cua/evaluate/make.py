@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from cua.collect.expert import families
+from cua.collect.expert import check_families, families
 from cua.collect.expert.scripted import ScriptedGoalGenerator, ScriptedJudge
 from cua.collect.roles import Grounding
 from cua.content.check import ContentError, check_content
@@ -64,7 +64,9 @@ def _no_desktop() -> bytes:
 def make_tasks(sources: list[Path], out: Path, names: list[str] = (), per_file: int = 1,
                seed: int = 0) -> tuple[list[Path], dict[str, str]]:
     """Write up to `per_file` feasible tasks per document into `out/{domain}/{id}.json`.
-    Returns the task files and the documents that gave none, with the reason."""
+    Returns the task files and the documents that gave none, with the reason; unknown family
+    `names` are a ValueError."""
+    check_families(list(names))
     generator, judge = ScriptedGoalGenerator(seed, names), ScriptedJudge()
     written, skipped = [], {}
     for source in sorted(sources):

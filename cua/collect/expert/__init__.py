@@ -18,4 +18,14 @@ def families() -> dict[str, Family]:
     return found
 
 
-__all__ = ["ExpertStep", "Family", "families"]
+def check_families(names: list[str]) -> None:
+    """A ValueError naming the template families of `names` that do not exist, and those that
+    do."""
+    known = families()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown template families {', '.join(unknown)} "
+                         f"(known: {', '.join(sorted(known))})")
+
+
+__all__ = ["ExpertStep", "Family", "check_families", "families"]
