@@ -267,6 +267,24 @@ def test_an_app_stopped_at_a_dialog_fails_the_reset_fast_with_its_words(tmp_path
         desktop.close()
 
 
+def test_an_app_that_dies_before_its_window_is_reported_with_what_it_printed(tmp_path,
+                                                                              monkeypatch):
+    require_desktop_tools()
+    monkeypatch.setattr(session.apps, "command", lambda *_: [
+        "sh", "-c", "echo 'Failed to register: Timeout was reached' >&2; exit 3"])
+    editor = load_env("editor").model_copy(update={"ready_timeout_s": 2.0})
+    desktop = session.Session(tmp_path / "desktop", f"t{os.getpid()}")
+    try:
+        with pytest.raises(session.AppNotReady) as caught:
+            desktop.reset(editor, [])
+        assert str(caught.value).endswith(
+            "editor: editor showed no window within 2 s (windows: none); sh exited with status 3; "
+            "it printed: Failed to register: Timeout was reached")
+        assert not (desktop.home / "logs").exists()  # the app's log is outside the home
+    finally:
+        desktop.close()
+
+
 def test_invalid_actions_are_refused_and_nothing_runs(local_desktop, tmp_path):
     document = make_document(tmp_path / "memo.docx")
     local_desktop.reset(load_env("writer"), [document])

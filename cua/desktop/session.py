@@ -294,16 +294,20 @@ class Session:
 
     def _start_app(self, app: str, files: list[Path]) -> None:
         argv = apps.command(app, files, self.home, self.profile)
-        proc = subprocess.Popen(argv, env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        log = self.root / "logs" / f"{app}.log"  # outside the home: the agent never sees it
+        log.parent.mkdir(exist_ok=True)
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(argv, env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.app_procs.setdefault(app, proc)
-        self._wait_window(app, files)
+        self._wait_window(app, files, proc, log)
         self.opened.update({str(f.relative_to(self.home)): app for f in files})
 
-    def _wait_window(self, app: str, files: list[Path]) -> None:
+    def _wait_window(self, app: str, files: list[Path], proc: subprocess.Popen,
+                     log: Path) -> None:
         """Block until `app` maps a window (one per document for office apps); fail early when a
-        modal dialog (an error message, a prompt) stands instead for `DIALOG_GRACE_S`."""
+        modal dialog (an error message, a prompt) stands instead for `DIALOG_GRACE_S`. A window
+        that never comes is reported with how the app's process ended and what it printed."""
         spec = self._require_spec()
         wm_class = apps.WINDOW_CLASS[app]
         wanted = [f.name for f in files] if app in apps.OFFICE_APPS else []
@@ -329,7 +333,8 @@ class Session:
         except WaitTimeout:
             titles = "; ".join(w.title for w in self.x.windows()) or "none"
             raise AppNotReady(f"{what}: {app} showed no window within "
-                              f"{spec.ready_timeout_s:.0f} s (windows: {titles})") from None
+                              f"{spec.ready_timeout_s:.0f} s (windows: {titles}){_ended(proc, log)}"
+                              ) from None
 
     def _stopped_at(self, dialogs: list[Window], message: str) -> AppNotReady:
         """`message` with the dialogs' titles and what they say (read through AT-SPI), or where
@@ -337,6 +342,15 @@ class Session:
         said = [f"{title!r}: {text}" for title, text in atspi.dialog_texts(self.env)] or [
             f"{w.title!r} ({w.wm_class} window; its text could not be read)" for w in dialogs]
         return AppNotReady(f"{message}: {'; '.join(said)}")
+
+
+def _ended(proc: subprocess.Popen, log: Path, lines: int = 5) -> str:
+    """How an app's process ended (a launcher handing its files to a running instance exits 0:
+    not worth saying) and the last lines it printed."""
+    code = proc.poll()
+    said = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    ended = f"; {Path(proc.args[0]).name} exited with status {code}" if code else ""
+    return ended + (f"; it printed: {' | '.join(said[-lines:])[-600:]}" if said else "")
 
 
 def encode_png(frame: np.ndarray, level: int = 1) -> bytes:
