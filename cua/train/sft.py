@@ -102,8 +102,9 @@ def prepare_model_dir(recipe: SFTRecipe) -> Path:
     return recipe.model
 
 
-def prepare_dataset(recipe: SFTRecipe, model: Path) -> Path:
-    """The recipe's dataset, or its run expanded (once) into ``OUTPUT/dataset``."""
+def prepare_dataset(recipe: SFTRecipe, model: Path, run: Path | None) -> Path:
+    """The recipe's dataset, or `run` (the recipe's, found by `newest_run`) expanded (once) into
+    ``OUTPUT/dataset``."""
     from cua.data.dataset import build_dataset, read_manifest
 
     out = recipe.dataset
@@ -112,7 +113,7 @@ def prepare_dataset(recipe: SFTRecipe, model: Path) -> Path:
 
         from cua.collect.store import RunStore
 
-        run, out = newest_run(recipe.run), recipe.output_dir / "dataset"
+        out = recipe.output_dir / "dataset"
         with PartialState().main_process_first():
             if not (out / "expand.json").exists():
                 build_dataset(RunStore(run), out, recipe.expand, model)
@@ -207,10 +208,10 @@ def train(recipe: SFTRecipe, echo=print) -> TrainResult:
 
     from cua.data.dataset import load_sft_dataset
 
-    if recipe.dataset is None:
-        newest_run(recipe.run)  # a missing run fails before a tiny model is built
+    # the run first: a missing one fails before a tiny model is built
+    run = newest_run(recipe.run) if recipe.dataset is None else None
     model_dir = prepare_model_dir(recipe)
-    dataset = load_sft_dataset(prepare_dataset(recipe, model_dir))
+    dataset = load_sft_dataset(prepare_dataset(recipe, model_dir, run))
     args = sft_config(recipe)  # before the model: it sets up ZeRO-3 when launched with it
     processor = AutoProcessor.from_pretrained(model_dir)
     model = load_model(recipe, model_dir, args.bf16)
